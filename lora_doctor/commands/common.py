@@ -1,0 +1,61 @@
+"""Options and steps shared by the commands that run checks (env, run, dataset)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..cli import UsageError
+
+
+def add_plugin_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin-dir", action="append", default=[], metavar="DIR",
+                   help="also load plugins (.py) and signatures (.toml) from DIR (repeatable)")
+
+
+def add_check_options(p: argparse.ArgumentParser) -> None:
+    """The options of `lora-doctor env`, shared with `lora-doctor run`."""
+    p.add_argument("--python", metavar="PATH", help="the interpreter that will run training "
+                   "(default: the one behind the command, an sd-scripts venv, or this one)")
+    p.add_argument("--sd-scripts", metavar="DIR", help="the sd-scripts checkout (default: the script's folder)")
+    p.add_argument("--model", metavar="M", help="the base model: a file, a diffusers folder or a repo id")
+    p.add_argument("--offline", action="store_true", help="no network calls (also HF_HUB_OFFLINE=1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (documented in docs/json.md)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the facts behind each line")
+    p.add_argument("--only", nargs="+", default=[], metavar="ID", help="run only these checks (id or family)")
+    p.add_argument("--skip", nargs="+", default=[], metavar="ID", help="skip these checks (id or family)")
+    p.add_argument("--probe-timeout", type=float, default=60.0, metavar="S", help=argparse.SUPPRESS)
+    add_plugin_dir(p)
+
+
+def parse_launch(command: list[str] | None):
+    """The parsed training command, or None; a malformed one is a usage error."""
+    if command is None:
+        return None
+    from ..command import parse_command
+
+    try:
+        launch = parse_command(command)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return launch
+
+
+def run_all_checks(args, launch, *, options=None):
+    """Build the context, load plugins, run the selected checks: (context, results, summary, host)."""
+    from ..context import build_context
+    from ..doctor import plugin_error_results, run_checks, select, summary
+    from ..pluginmanager import PluginHost
+
+    ctx = build_context(python=args.python, launch=launch, sd_scripts=args.sd_scripts, model=args.model,
+                        offline=args.offline, verbose=args.verbose, options=options,
+                        probe_timeout=args.probe_timeout)
+    host = PluginHost(args.plugin_dir)
+    checks, errors = host.checks()
+    broken = [(p.name, p.error) for p in host.plugins if p.error] + errors
+    known = {c.id for c in checks}
+    for pattern in list(args.only) + list(args.skip):
+        if not any(i == pattern or i.startswith(pattern + ".") for i in known):
+            print(f"lora-doctor: warning: no check matches '{pattern}' (see `lora-doctor plugins`)", file=sys.stderr)
+    results = plugin_error_results(broken) + run_checks(select(checks, args.only, args.skip), ctx)
+    return ctx, results, summary(results), host

@@ -1,0 +1,47 @@
+"""`lora-doctor env [-- COMMAND]`: check the machine (and a training command) before launch."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import add_check_options, parse_launch, run_all_checks
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("env", help="check this machine (and a training command after --) before training",
+                       description="Run every check against the Python that will train. With "
+                                   "`-- accelerate launch train_network.py …` the checks use that command's "
+                                   "values without launching it. Exit code: 0 no errors, 1 errors, 2 usage.")
+    add_check_options(p)
+    p.set_defaults(handler=run, accepts_command=True)
+
+
+def report_json(ctx, results, summary) -> dict:
+    from .. import __version__
+
+    facts = ctx.facts.get()
+    return {
+        "version": __version__,
+        "target": {"python": ctx.python, "chosen_by": ctx.python_source,
+                   "sd_scripts": str(ctx.sd_scripts_dir) if ctx.sd_scripts_dir else None, **facts},
+        "command": None if ctx.launch is None else {"launcher": ctx.launch.launcher, "script": ctx.launch.script},
+        "checks": [r.to_json() for r in results],
+        "summary": summary,
+    }
+
+
+def run(args) -> int:
+    from ..render import print_json, render_results
+
+    launch = parse_launch(args.command)
+    ctx, results, summary, _ = run_all_checks(args, launch)
+    if args.json:
+        from ..redact import redact_text
+        import json
+
+        sys.stdout.write(redact_text(json.dumps(report_json(ctx, results, summary), indent=2,
+                                                ensure_ascii=False, default=str)) + "\n")
+    else:
+        header = f"lora-doctor: checking {ctx.python} ({ctx.python_source})"
+        render_results(results, summary, verbose=args.verbose, header=header)
+    return 1 if summary["errors"] else 0

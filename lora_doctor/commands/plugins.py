@@ -1,0 +1,43 @@
+"""`lora-doctor plugins`: every loaded plugin, where it came from, its checks; broken ones with why."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .common import add_plugin_dir
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("plugins", help="list loaded plugins, their origin and checks")
+    add_plugin_dir(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from ..pluginmanager import PluginHost, plugin_dirs
+
+    host = PluginHost(args.plugin_dir)
+    host.checks()
+    sources, sig_errors = host.signature_sources()
+    rows = [{"name": p.name, "source": p.source, "location": p.location, "checks": p.checks,
+             "error": p.error or None} for p in host.plugins]
+    for name, err in sig_errors:
+        rows.append({"name": name, "source": "signatures", "location": "", "checks": [], "error": err})
+    if args.json:
+        print(json.dumps({"plugins": rows, "folders": [str(d) for d in plugin_dirs(args.plugin_dir)],
+                          "signature_files": [str(p) for p, _ in sources]}, indent=2))
+        return 0
+    from ..render import make_console
+
+    console = make_console()
+    for r in rows:
+        mark = "✗" if r["error"] else "✓"
+        console.print(f"[{mark}] {r['name']} ({r['source']}) {r['location']}")
+        if r["checks"]:
+            console.print(f"    checks: {', '.join(r['checks'])}")
+        if r["error"]:
+            console.print(f"    broken: {r['error']}", style="red")
+    console.print("plugin folders: " + ", ".join(str(d) for d in plugin_dirs(args.plugin_dir)))
+    return 1 if any(r["error"] for r in rows) else 0

@@ -1,0 +1,174 @@
+"""The Context every check sees: the target interpreter and its facts, the command, the options."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .command import Launch
+
+
+class Facts:
+    """The target interpreter's probed facts, computed once in the background.
+
+    Checks that need them call `get()` (which waits for the probe); checks that do not
+    never wait, so the torch import in the probe runs in parallel with them.
+    """
+
+    def __init__(self, python: str, timeout: float, cwd: str | None = None, preset: dict | None = None):
+        self.python = python
+        self._value = preset
+        self._done = threading.Event()
+        if preset is not None:
+            self._done.set()
+            return
+        self._thread = threading.Thread(target=self._run, args=(timeout, cwd), daemon=True)
+        self._thread.start()
+
+    def _run(self, timeout: float, cwd: str | None) -> None:
+        from .probe import failed, run_probe
+
+        try:
+            self._value = run_probe(self.python, timeout, cwd)
+        except Exception as exc:  # run_probe never raises; belt and braces for the thread
+            self._value = failed(self.python, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._done.set()
+
+    def get(self) -> dict:
+        self._done.wait()
+        return self._value
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a check knows. Immutable; built once per command by `build_context`.
+
+    `options` are the training script's options (name without "--" -> value), merged with its
+    `--config_file` when there is one; `model` is `--model` or the command's
+    `--pretrained_model_name_or_path`; `sd_scripts_dir` the checkout when it was found.
+    """
+
+    python: str
+    python_source: str  # how the target was chosen: "--python", "command", "sd-scripts venv", "current"
+    facts: Facts
+    launch: Launch | None = None
+    options: Mapping[str, object] = field(default_factory=dict)
+    sd_scripts_dir: Path | None = None
+    model: str | None = None
+    offline: bool = False
+    verbose: bool = False
+    cwd: Path = field(default_factory=Path.cwd)
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def script_name(self) -> str:
+        return self.launch.script_name if self.launch else ""
+
+    @property
+    def is_offline(self) -> bool:
+        """--offline or HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE truthy (as huggingface_hub reads them)."""
+        truthy = {"1", "on", "yes", "true"}
+        return self.offline or any(self.env.get(v, "").strip().lower() in truthy
+                                   for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+    def option(self, name: str, default=None):
+        return self.options.get(name, default)
+
+    def path_option(self, name: str) -> Path | None:
+        """An option holding a path, resolved against the command's working directory."""
+        value = self.options.get(name)
+        if not isinstance(value, str) or not value:
+            return None
+        path = Path(os.path.expandvars(os.path.expanduser(value)))
+        return path if path.is_absolute() else self.cwd / path
+
+
+def _venv_python(folder: Path) -> Path | None:
+    for rel in ("venv/bin/python", "venv/Scripts/python.exe", ".venv/bin/python", ".venv/Scripts/python.exe"):
+        candidate = folder / rel
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _launcher_python(launch: Launch, cwd: Path, env: Mapping[str, str]) -> str | None:
+    """The interpreter the wrapped command will use: its python, or the one behind `accelerate`."""
+    path = env.get("PATH", os.defpath)
+    if launch.python:
+        return shutil.which(launch.python, path=path) or launch.python
+    exe = launch.argv[0] if launch.argv else ""
+    if launch.launcher in ("accelerate", "torchrun"):
+        found = shutil.which(exe, path=path) or (str(cwd / exe) if (cwd / exe).exists() else None)
+        if found:
+            sibling = Path(found).parent / ("python.exe" if os.name == "nt" else "python")
+            if sibling.exists():
+                return str(sibling)
+            try:  # a console script's shebang names its interpreter
+                with open(found, "rb") as fh:
+                    first = fh.readline(512).decode("utf-8", "replace")
+                if first.startswith("#!") and "python" in first:
+                    return first[2:].strip().split()[0]
+            except OSError:
+                pass
+    return None
+
+
+def find_sd_scripts(launch: Launch | None, explicit: str | None, cwd: Path) -> Path | None:
+    """The sd-scripts checkout: --sd-scripts, else the script's folder, else the cwd if it looks like one."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    candidates = []
+    if launch and launch.script:
+        script = Path(launch.script)
+        candidates.append((script if script.is_absolute() else cwd / script).parent)
+    candidates.append(cwd)
+    for folder in candidates:
+        if (folder / "library" / "train_util.py").exists() or (folder / "requirements.txt").exists() and (folder / "train_network.py").exists():
+            return folder.resolve()
+    return None
+
+
+def choose_python(explicit: str | None, launch: Launch | None, sd_scripts: Path | None,
+                  cwd: Path, env: Mapping[str, str]) -> tuple[str, str]:
+    """(interpreter, how it was chosen): --python, the command's, the sd-scripts venv, ours."""
+    if explicit:
+        return explicit, "--python"
+    if launch is not None:
+        found = _launcher_python(launch, cwd, env)
+        if found:
+            return found, "command"
+    if sd_scripts is not None:
+        venv = _venv_python(sd_scripts)
+        if venv:
+            return str(venv), "sd-scripts venv"
+    return sys.executable, "current"
+
+
+def build_context(*, python: str | None = None, launch: Launch | None = None, sd_scripts: str | None = None,
+                  model: str | None = None, offline: bool = False, verbose: bool = False,
+                  options: Mapping[str, object] | None = None, probe_timeout: float = 60.0,
+                  cwd: Path | None = None, env: Mapping[str, str] | None = None,
+                  facts: dict | None = None) -> Context:
+    """Build the Context and start the probe in the background."""
+    cwd = cwd or Path.cwd()
+    env = dict(os.environ if env is None else env)
+    checkout = find_sd_scripts(launch, sd_scripts, cwd)
+    target, how = choose_python(python, launch, checkout, cwd, env)
+    if options is None:
+        options = dict(launch.options) if launch else {}
+    model = model or (options.get("pretrained_model_name_or_path") if isinstance(
+        options.get("pretrained_model_name_or_path"), str) else None)
+    return Context(python=target, python_source=how,
+                   facts=Facts(target, probe_timeout, str(checkout or cwd), preset=facts),
+                   launch=launch, options=dict(options), sd_scripts_dir=checkout, model=model,
+                   offline=offline, verbose=verbose, cwd=cwd, env=env)

@@ -1,0 +1,1 @@
+"""Package data: the options table and the probe script run in the target interpreter."""

@@ -1,0 +1,90 @@
+"""Print findings like flutter doctor: one line per check, indented details, a summary line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from .doctor import CheckResult
+from .model import Finding, Severity
+
+STATUS_MARK = {"ok": "✓", "warning": "!", "error": "✗", "skipped": "–", "timeout": "✗"}
+SEVERITY_MARK = {Severity.OK: "•", Severity.INFO: "i", Severity.WARN: "!", Severity.ERROR: "✗"}
+ASCII = str.maketrans({"✓": "v", "✗": "x", "–": "-", "•": "*", "…": "...", "→": "->"})
+STYLE = {"ok": "green", "warning": "yellow", "error": "red", "skipped": "dim", "timeout": "red",
+         Severity.OK: "green", Severity.INFO: "cyan", Severity.WARN: "yellow", Severity.ERROR: "red"}
+
+
+def make_console(stream=None):
+    """A rich Console: colour only on a terminal without NO_COLOR; never folds long lines."""
+    from rich.console import Console
+
+    stream = stream or sys.stdout
+    plain = bool(os.environ.get("NO_COLOR")) or not getattr(stream, "isatty", lambda: False)()
+    return Console(file=stream, no_color=plain, color_system=None if plain else "auto", highlight=False,
+                   soft_wrap=True, emoji=False, markup=False)
+
+
+def _encodable(console, text: str) -> str:
+    encoding = getattr(console.file, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        return text.translate(ASCII).encode(encoding, "replace").decode(encoding)
+
+
+def _line(console, text: str, style: str | None = None) -> None:
+    console.print(_encodable(console, text), style=style)
+
+
+def render_finding(console, f: Finding, indent: str = "    ", verbose: bool = False) -> None:
+    _line(console, f"{indent}{SEVERITY_MARK[f.severity]} {f.summary}", STYLE[f.severity])
+    sub = indent + "  "
+    for line in f.detail.splitlines() if f.detail else ():
+        _line(console, f"{sub}{line}")
+    if f.fix:
+        _line(console, f"{sub}Fix: {f.fix}")
+    if f.fix_command:
+        for line in f.fix_command.splitlines():
+            _line(console, f"{sub}  $ {line}", "bold")
+    if f.cause and verbose:
+        _line(console, f"{sub}(predicts: {f.cause})", "dim")
+    if verbose:
+        for key, value in f.facts.items():
+            _line(console, f"{sub}{key}: {value}", "dim")
+
+
+def render_results(results: list[CheckResult], summary: dict, *, verbose: bool = False, stream=None,
+                   header: str = "") -> None:
+    console = make_console(stream)
+    if header:
+        _line(console, header, "bold")
+    for r in results:
+        title = r.check.title
+        worst = max(r.findings, key=lambda f: f.severity, default=None)
+        if r.status == "skipped":
+            _line(console, f"[–] {title} (skipped: {r.skipped_reason})", STYLE["skipped"])
+            continue
+        head = worst.summary if worst is not None and r.status != "ok" else ""
+        _line(console, f"[{STATUS_MARK[r.status]}] {title}" + (f": {head}" if head and len(r.findings) == 1 else ""),
+              STYLE[r.status])
+        for f in r.findings:
+            if f.severity >= Severity.INFO or verbose or r.status == "ok":
+                render_finding(console, f, verbose=verbose)
+        if verbose:
+            _line(console, f"    ({r.seconds:.2f} s, plugin {r.check.plugin})", "dim")
+    errors, warnings = summary["errors"], summary["warnings"]
+    _line(console, "")
+    if errors or warnings:
+        parts = [f"{errors} error{'s' * (errors != 1)}", f"{warnings} warning{'s' * (warnings != 1)}"]
+        _line(console, f"{'✗' if errors else '!'} Doctor found issues: {', '.join(parts)}.",
+              "red" if errors else "yellow")
+    else:
+        _line(console, "✓ No issues found.", "green")
+
+
+def print_json(obj, stream=None) -> None:
+    stream = stream or sys.stdout
+    stream.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")

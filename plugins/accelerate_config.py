@@ -1,0 +1,1 @@
+"""Builtin plugin accelerate_config (not built yet)."""

@@ -1,0 +1,1 @@
+"""Builtin plugin credentials (not built yet)."""

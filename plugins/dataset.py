@@ -1,0 +1,1 @@
+"""Builtin plugin dataset (not built yet)."""

@@ -1,0 +1,1 @@
+"""Builtin plugin diagnose_code (not built yet)."""

@@ -1,0 +1,1 @@
+"""Builtin plugin gpu (not built yet)."""

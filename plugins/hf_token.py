@@ -1,0 +1,1 @@
+"""Builtin plugin hf_token (not built yet)."""

@@ -1,0 +1,1 @@
+"""Builtin plugin model_format (not built yet)."""

@@ -1,0 +1,1 @@
+"""Builtin plugin sdscripts_args (not built yet)."""

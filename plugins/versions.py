@@ -1,0 +1,1 @@
+"""Builtin plugin versions (not built yet)."""

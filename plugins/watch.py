@@ -1,0 +1,1 @@
+"""Builtin plugin watch (not built yet)."""
