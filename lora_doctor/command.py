@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .options_table import OptionSpec, load_options
+from .options_table import OptionSpec, load_options, options_for_script
 
 # accelerate launch options that take no value (everything else starting with -- takes one).
 ACCELERATE_FLAGS = {
@@ -41,6 +41,15 @@ class Launch:
     python: str | None = None
     options: dict[str, object] = field(default_factory=dict)
     positionals: list[str] = field(default_factory=list)  # stray tokens argparse would reject
+    # Filled by parse_command: the command line's own options, the --config_file TOML's (flattened),
+    # abbreviations argparse would expand (as written -> full name), ambiguous ones (as written ->
+    # candidates), and the config file's resolved path and the reason it could not be read.
+    cli_options: dict[str, object] = field(default_factory=dict)
+    config_options: dict[str, object] = field(default_factory=dict)
+    abbreviations: dict[str, str] = field(default_factory=dict)
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)
+    config_file: str | None = None
+    config_error: str | None = None
 
     @property
     def script_name(self) -> str:
@@ -82,9 +91,12 @@ def _split_launcher(argv: list[str], valued: set[str] | None, flags: set[str]) -
     return out, i
 
 
-def parse_command(argv: list[str]) -> Launch:
+def parse_command(argv: list[str], cwd: str | os.PathLike | None = None) -> Launch:
     """Recognise `accelerate launch …`, `python [-m accelerate.commands.launch] …`, `torchrun …`,
-    `script.py …`; raise ValueError with a one-line reason when the command is empty."""
+    `script.py …`; raise ValueError with a one-line reason when the command is empty.
+
+    The script's `--config_file` TOML (relative to `cwd`) is merged the way sd-scripts does:
+    command line > config file > defaults; `options` holds the merged values."""
     if not argv:
         raise ValueError("no command given after '--'")
     first = os.path.basename(argv[0]).lower().removesuffix(".exe")
@@ -109,7 +121,7 @@ def parse_command(argv: list[str]) -> Launch:
             inner = {"accelerate": "accelerate-launch", "torch": "torchrun"}.get(module.split(".")[0])
             if inner is None:
                 return Launch(argv, "python", None, largs, python=python)
-            sub = parse_command([inner, *rest[idx + 1:]])
+            sub = parse_command([inner, *rest[idx + 1:]], cwd)
             sub.argv, sub.python = argv, python
             return sub
         launcher = "python"
@@ -119,14 +131,84 @@ def parse_command(argv: list[str]) -> Launch:
         return Launch(argv, launcher, None, largs, python=python)
     script = rest[idx]
     script_args = rest[idx + 1:]
-    options, positionals = parse_script_options(script_args, Path(script).stem)
-    return Launch(argv, launcher, script, largs, script_args, python, options, positionals)
+    abbreviations: dict[str, str] = {}
+    ambiguous: dict[str, list[str]] = {}
+    options, positionals = parse_script_options(script_args, Path(script).stem,
+                                                abbreviations=abbreviations, ambiguous=ambiguous)
+    launch = Launch(argv, launcher, script, largs, script_args, python, dict(options), positionals,
+                    cli_options=options, abbreviations=abbreviations, ambiguous=ambiguous)
+    merge_config_file(launch, Path(cwd) if cwd is not None else Path.cwd())
+    return launch
 
 
-def parse_script_options(args: list[str], script: str = "") -> tuple[dict[str, object], list[str]]:
-    """Parse sd-scripts options the way argparse would (exact names; see sdscripts_args for
-    abbreviations). Returns (options, stray positional tokens)."""
+def _load_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def flatten_config(data: dict) -> dict[str, object]:
+    """sd-scripts' read_config_from_file: every table's keys merged, section names ignored."""
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value))
+        else:
+            flat[key] = value
+    return flat
+
+
+def config_file_path(value: str, cwd: Path) -> Path:
+    """The file sd-scripts reads for `--config_file value`: `.toml` appended when missing."""
+    if not value.endswith(".toml"):
+        value += ".toml"
+    path = Path(os.path.expandvars(os.path.expanduser(value)))
+    return path if path.is_absolute() else cwd / path
+
+
+def merge_config_file(launch: Launch, cwd: Path) -> None:
+    """Merge the script's --config_file into launch.options (command line wins)."""
+    value = launch.cli_options.get("config_file")
+    if not isinstance(value, str) or not value:
+        return
+    path = config_file_path(value, cwd)
+    launch.config_file = str(path)
+    try:
+        data = _load_toml(path)
+    except FileNotFoundError:
+        launch.config_error = f"{path} not found"
+        return
+    except OSError as exc:
+        launch.config_error = f"cannot read {path}: {exc.strerror or exc}"
+        return
+    except ValueError as exc:  # tomllib.TOMLDecodeError
+        launch.config_error = f"{path} is not valid TOML: {exc}"
+        return
+    launch.config_options = flatten_config(data)
+    launch.options = {**launch.config_options, **launch.cli_options}
+
+
+def resolve_abbreviation(name: str, known) -> tuple[str | None, list[str]]:
+    """argparse's allow_abbrev: (full name, []) for an exact or unique prefix, (None, candidates)
+    for an ambiguous one, (None, []) for an unknown one."""
+    if name in known:
+        return name, []
+    candidates = sorted(k for k in known if k.startswith(name))
+    if len(candidates) == 1:
+        return candidates[0], []
+    return None, candidates
+
+
+def parse_script_options(args: list[str], script: str = "", *, known: dict | None = None,
+                         abbreviations: dict | None = None, ambiguous: dict | None = None
+                         ) -> tuple[dict[str, object], list[str]]:
+    """Parse sd-scripts options the way argparse would, expanding unique prefixes like argparse
+    does (recorded in `abbreviations`). Returns (options, stray positional tokens)."""
     table: dict[str, OptionSpec] = load_options()
+    known = known if known is not None else (options_for_script(script) if script else table)
     options: dict[str, object] = {}
     positionals: list[str] = []
     i = 0
@@ -137,7 +219,15 @@ def parse_script_options(args: list[str], script: str = "") -> tuple[dict[str, o
             i += 1
             continue
         name, eq, value = tok[2:].partition("=")
-        spec = table.get(name)
+        if name and name not in known:
+            full, candidates = resolve_abbreviation(name, known)
+            if full is not None:
+                if abbreviations is not None:
+                    abbreviations[name] = full
+                name = full
+            elif candidates and ambiguous is not None:
+                ambiguous[name] = candidates
+        spec = known.get(name) or table.get(name)
         if eq:
             options[name] = [value] if spec is not None and spec.is_list else value
         elif spec is not None and spec.is_flag:
