@@ -37,7 +37,7 @@ def redact_argv(argv: list[str]) -> list[str]:
             out.append(REDACTED)
             secret_next = False
             continue
-        m = re.match(r"--(?:[\w-]*_)?(?:token|key|api_key|secret|password)(=?)", tok, re.IGNORECASE)
+        m = re.match(r"--(?:[\w-]*_)?(?:token|key|api_key|secret|password)(=|$)", tok, re.IGNORECASE)
         if m and tok.startswith("--"):
             if m.group(1):
                 out.append(tok.split("=", 1)[0] + "=" + REDACTED)
