@@ -46,7 +46,10 @@ def _version_word(old: str | None, new: str | None) -> str:
     try:
         from packaging.version import Version
 
-        return "upgraded" if Version(new) > Version(old) else "downgraded"
+        vo, vn = Version(old), Version(new)
+        if vo.public == vn.public:
+            return "another build"
+        return "upgraded" if vn > vo else "downgraded"
     except Exception:
         return "changed"
 
