@@ -20,21 +20,26 @@ class Facts:
     never wait, so the torch import in the probe runs in parallel with them.
     """
 
-    def __init__(self, python: str, timeout: float, cwd: str | None = None, preset: dict | None = None):
+    def __init__(self, python: str, timeout: float, cwd: str | None = None, preset: dict | None = None,
+                 env: Mapping[str, str] | None = None):
         self.python = python
         self._value = preset
         self._done = threading.Event()
         if preset is not None:
+            from .probe import complete_facts
+
+            self._value = complete_facts(preset, python)
             self._done.set()
             return
-        self._thread = threading.Thread(target=self._run, args=(timeout, cwd), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(timeout, cwd, env), daemon=True,
+                                        name="probe")
         self._thread.start()
 
-    def _run(self, timeout: float, cwd: str | None) -> None:
+    def _run(self, timeout: float, cwd: str | None, env) -> None:
         from .probe import failed, run_probe
 
         try:
-            self._value = run_probe(self.python, timeout, cwd)
+            self._value = run_probe(self.python, timeout, cwd, None if env is None else dict(env))
         except Exception as exc:  # run_probe never raises; belt and braces for the thread
             self._value = failed(self.python, f"{type(exc).__name__}: {exc}")
         finally:
@@ -69,6 +74,8 @@ class Context:
     verbose: bool = False
     cwd: Path = field(default_factory=Path.cwd)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    launcher_found: bool | None = None  # the command's first word is on PATH (None: no command)
+    sd_scripts_venv: Path | None = None  # the checkout's own venv interpreter, when it has one
 
     @property
     def script_name(self) -> str:
@@ -101,25 +108,55 @@ def _venv_python(folder: Path) -> Path | None:
     return None
 
 
+def _shebang_python(script: str, path: str) -> str | None:
+    """The interpreter a console script's `#!` line names (`#!/usr/bin/env python3` too)."""
+    try:
+        with open(script, "rb") as fh:
+            first = fh.readline(512).decode("utf-8", "replace")
+    except OSError:
+        return None
+    if not first.startswith("#!") or "python" not in first:
+        return None
+    words = first[2:].split()
+    if words and os.path.basename(words[0]) == "env" and len(words) > 1:
+        return shutil.which(words[-1], path=path)
+    return words[0] if words else None
+
+
 def _launcher_python(launch: Launch, cwd: Path, env: Mapping[str, str]) -> str | None:
     """The interpreter the wrapped command will use: its python, or the one behind `accelerate`."""
     path = env.get("PATH", os.defpath)
     if launch.python:
-        return shutil.which(launch.python, path=path) or launch.python
+        return shutil.which(launch.python, path=path)
     exe = launch.argv[0] if launch.argv else ""
     if launch.launcher in ("accelerate", "torchrun"):
         found = shutil.which(exe, path=path) or (str(cwd / exe) if (cwd / exe).exists() else None)
         if found:
+            python = _shebang_python(found, path)
+            if python:
+                return python
             sibling = Path(found).parent / ("python.exe" if os.name == "nt" else "python")
             if sibling.exists():
                 return str(sibling)
-            try:  # a console script's shebang names its interpreter
-                with open(found, "rb") as fh:
-                    first = fh.readline(512).decode("utf-8", "replace")
-                if first.startswith("#!") and "python" in first:
-                    return first[2:].strip().split()[0]
-            except OSError:
-                pass
+    return None
+
+
+def resolve_python_option(value: str, cwd: Path, env: Mapping[str, str]) -> str | None:
+    """`--python` as given: a path, a name on PATH, or a venv/sd-scripts folder; None if not found."""
+    candidate = Path(os.path.expanduser(value))
+    if not candidate.is_absolute():
+        candidate = cwd / candidate
+    if candidate.is_dir():
+        inner = _venv_python(candidate.parent) if candidate.name in ("venv", ".venv") else None
+        inner = inner or _venv_python(candidate)
+        for rel in ("bin/python", "Scripts/python.exe", "python.exe"):
+            if inner is None and (candidate / rel).is_file():
+                inner = candidate / rel
+        return str(inner) if inner else None
+    if candidate.is_file():
+        return str(candidate)
+    if os.sep not in value and "/" not in value:
+        return shutil.which(value, path=env.get("PATH", os.defpath))
     return None
 
 
@@ -142,7 +179,7 @@ def choose_python(explicit: str | None, launch: Launch | None, sd_scripts: Path 
                   cwd: Path, env: Mapping[str, str]) -> tuple[str, str]:
     """(interpreter, how it was chosen): --python, the command's, the sd-scripts venv, ours."""
     if explicit:
-        return explicit, "--python"
+        return resolve_python_option(explicit, cwd, env) or explicit, "--python"
     if launch is not None:
         found = _launcher_python(launch, cwd, env)
         if found:
@@ -152,6 +189,16 @@ def choose_python(explicit: str | None, launch: Launch | None, sd_scripts: Path 
         if venv:
             return str(venv), "sd-scripts venv"
     return sys.executable, "current"
+
+
+def launcher_found(launch: Launch | None, cwd: Path, env: Mapping[str, str]) -> bool | None:
+    """Whether the command's first word (accelerate, python …) exists; None without a command."""
+    if launch is None or not launch.argv:
+        return None
+    exe = launch.argv[0]
+    if launch.launcher == "script":
+        return True  # a bare script path: the sd-scripts checks judge it
+    return bool(shutil.which(exe, path=env.get("PATH", os.defpath)) or (cwd / exe).exists())
 
 
 def build_context(*, python: str | None = None, launch: Launch | None = None, sd_scripts: str | None = None,
@@ -169,6 +216,8 @@ def build_context(*, python: str | None = None, launch: Launch | None = None, sd
     model = model or (options.get("pretrained_model_name_or_path") if isinstance(
         options.get("pretrained_model_name_or_path"), str) else None)
     return Context(python=target, python_source=how,
-                   facts=Facts(target, probe_timeout, str(checkout or cwd), preset=facts),
+                   facts=Facts(target, probe_timeout, str(checkout or cwd), preset=facts, env=env),
+                   launcher_found=launcher_found(launch, cwd, env),
+                   sd_scripts_venv=_venv_python(checkout) if checkout else None,
                    launch=launch, options=dict(options), sd_scripts_dir=checkout, model=model,
                    offline=offline, verbose=verbose, cwd=cwd, env=env)

@@ -148,6 +148,11 @@ class PluginHost:
             except Exception as exc:
                 yield impl.plugin_name, exc
 
+    def _in_load_order(self, hook):
+        """Hook implementations in the order their plugins were loaded (builtins first)."""
+        order = {p.name: i for i, p in enumerate(self.plugins)}
+        return sorted(hook.get_hookimpls(), key=lambda impl: order.get(impl.plugin_name, len(order)))
+
     def info(self, name: str) -> PluginInfo | None:
         return next((p for p in self.plugins if p.name == name), None)
 
@@ -158,7 +163,7 @@ class PluginHost:
         checks: list[Check] = []
         errors: list[tuple[str, str]] = []
         hook = self.pm.hook.lora_doctor_register_checks
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in self._in_load_order(hook):
             collected: list[Check] = []
 
             def register(check, _collected=collected, _name=impl.plugin_name):

@@ -1,14 +1,23 @@
-"""Probe the target interpreter: one subprocess, a timeout, JSON facts back."""
+"""Probe the target interpreter: one subprocess, a timeout, JSON facts back.
+
+The facts (documented in docs/json.md, key `target`):
+``{"python": {...}, "packages": {name: version|None}, "torch": {...}, "probe": {...}}``.
+`probe.ok` is False when not even the interpreter's own facts came back; a torch import that
+fails, hangs or crashes leaves `probe.ok` True and says so in `torch.error` / `torch.timed_out`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
+import signal
 from importlib import resources
 
-MARKER = "@@LORA_DOCTOR_PROBE@@"
+from .subproc import run_bounded
+
+BASE_MARKER = "@@LORA_DOCTOR_PROBE@@"
+TORCH_MARKER = "@@LORA_DOCTOR_TORCH@@"
+MARKER = BASE_MARKER  # the name older code used
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -18,33 +27,91 @@ def probe_script_path() -> str:
 
 def failed(python: str, error: str, *, timed_out: bool = False, seconds: float = 0.0) -> dict:
     """The facts of a probe that did not answer: every section empty, the reason in `probe`."""
-    return {"python": {"executable": python}, "packages": {}, "torch": {"imported": False, "error": None},
-            "probe": {"ok": False, "error": error, "timed_out": timed_out, "seconds": round(seconds, 3)}}
+    return {"python": {"executable": python}, "packages": {},
+            "torch": {"imported": False, "error": None, "unknown": True},
+            "probe": {"ok": False, "error": error, "timed_out": timed_out, "seconds": round(seconds, 3),
+                      "exit_code": None}}
 
 
-def run_probe(python: str, timeout: float = DEFAULT_TIMEOUT, cwd: str | None = None) -> dict:
-    """Run the probe in `python`; never raises, never waits longer than `timeout`."""
-    started = time.monotonic()
-    env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONDONTWRITEBYTECODE="1")
-    try:
-        proc = subprocess.run([python, probe_script_path()], capture_output=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, cwd=cwd, env=env)
-    except subprocess.TimeoutExpired:
-        return failed(python, f"the probe did not answer within {timeout:.0f} s (importing torch hangs?)",
-                      timed_out=True, seconds=time.monotonic() - started)
-    except OSError as exc:
-        return failed(python, f"cannot run {python}: {exc.strerror or exc}", seconds=time.monotonic() - started)
-    seconds = time.monotonic() - started
-    out = proc.stdout.decode("utf-8", "replace")
-    _, sep, payload = out.rpartition(MARKER)
+def complete_facts(facts: dict, python: str = "") -> dict:
+    """Preset facts (tests, `lora_doctor.testing`) with every section a check may read present."""
+    out = dict(facts)
+    out["python"] = {"executable": python, **out.get("python", {})}
+    out.setdefault("packages", {})
+    torch = dict(out.get("torch", {}))
+    torch.setdefault("imported", "version" in torch)
+    torch.setdefault("error", None)
+    torch.setdefault("devices", [])
+    torch.setdefault("cuda_available", bool(torch["devices"]))
+    torch.setdefault("device_count", len(torch["devices"]))
+    out["torch"] = torch
+    out["probe"] = {"ok": True, "error": None, "timed_out": False, "seconds": 0.0, "exit_code": 0,
+                    **out.get("probe", {})}
+    return out
+
+
+def _payload(out: str, marker: str):
+    """The JSON object printed after the last `marker`, or None (absent), or a ValueError text."""
+    _, sep, rest = out.rpartition(marker)
     if not sep:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = err[-1] if err else f"exit code {proc.returncode}"
-        return failed(python, f"the probe crashed ({reason})", seconds=seconds)
+        return None
     try:
-        facts = json.loads(payload.strip().splitlines()[0])
+        value = json.loads(rest.strip().splitlines()[0])
     except (ValueError, IndexError) as exc:
-        return failed(python, f"the probe printed garbage ({exc})", seconds=seconds)
-    facts["probe"] = {"ok": True, "error": None, "timed_out": False, "seconds": round(seconds, 3),
-                      "exit_code": proc.returncode}
+        return ValueError(str(exc))
+    return value if isinstance(value, dict) else ValueError(f"expected an object, got {type(value).__name__}")
+
+
+def describe_exit(code: int | None) -> str:
+    """'exit code 3', 'killed by signal 11 (SIGSEGV)', 'exit code 3221225477 (0xC0000005)'."""
+    if code is None:
+        return "no exit code"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "?"
+        return f"killed by signal {-code} ({name})"
+    if code >= 0xC0000000:
+        return f"exit code {code} (0x{code:08X})"
+    return f"exit code {code}"
+
+
+def _last_line(data: bytes) -> str:
+    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def run_probe(python: str, timeout: float = DEFAULT_TIMEOUT, cwd: str | None = None,
+              env: dict | None = None) -> dict:
+    """Run the probe in `python`; never raises, never waits much longer than `timeout`."""
+    env = dict(os.environ if env is None else env, PYTHONIOENCODING="utf-8", PYTHONDONTWRITEBYTECODE="1")
+    got = run_bounded([python, probe_script_path()], timeout, env=env, cwd=cwd)
+    seconds = got.seconds
+    if got.error:
+        return failed(python, f"cannot run {python}: {got.error}", seconds=seconds)
+    out = got.stdout.decode("utf-8", "replace")
+    base = _payload(out, BASE_MARKER)
+    if base is None:
+        if got.timed_out:
+            return failed(python, f"{python} did not answer within {timeout:g} s", timed_out=True, seconds=seconds)
+        reason = _last_line(got.stderr) or describe_exit(got.returncode)
+        if not out.strip() and got.returncode == 0:
+            reason = "it printed nothing (is this a Python interpreter?)"
+        return failed(python, f"the probe crashed: {reason}", seconds=seconds)
+    if isinstance(base, ValueError):
+        return failed(python, f"the probe printed garbage ({base})", seconds=seconds)
+    facts = {"python": base.get("python", {}), "packages": base.get("packages", {})}
+    torch = _payload(out, TORCH_MARKER)
+    if isinstance(torch, dict):
+        facts["torch"] = torch
+    elif got.timed_out:
+        facts["torch"] = {"imported": False, "timed_out": True,
+                          "error": f"import torch did not finish within {timeout:g} s"}
+    else:
+        why = _last_line(got.stderr) or describe_exit(got.returncode)
+        facts["torch"] = {"imported": False, "crashed": True,
+                          "error": f"import torch crashed the interpreter ({describe_exit(got.returncode)}): {why}"}
+    facts["probe"] = {"ok": True, "error": None, "timed_out": got.timed_out, "seconds": round(seconds, 3),
+                      "exit_code": got.returncode}
     return facts

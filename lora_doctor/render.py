@@ -39,42 +39,54 @@ def _line(console, text: str, style: str | None = None) -> None:
     console.print(_encodable(console, text), style=style)
 
 
-def render_finding(console, f: Finding, indent: str = "    ", verbose: bool = False) -> None:
-    _line(console, f"{indent}{SEVERITY_MARK[f.severity]} {f.summary}", STYLE[f.severity])
-    sub = indent + "  "
+def _render_body(console, f: Finding, indent: str, verbose: bool) -> None:
     for line in f.detail.splitlines() if f.detail else ():
-        _line(console, f"{sub}{line}")
+        _line(console, f"{indent}{line}")
     if f.fix:
-        _line(console, f"{sub}Fix: {f.fix}")
+        _line(console, f"{indent}Fix: {f.fix}")
     if f.fix_command:
         for line in f.fix_command.splitlines():
-            _line(console, f"{sub}  $ {line}", "bold")
+            _line(console, f"{indent}  $ {line}", "bold")
     if f.cause and verbose:
-        _line(console, f"{sub}(predicts: {f.cause})", "dim")
+        _line(console, f"{indent}(predicts: {f.cause})", "dim")
     if verbose:
         for key, value in f.facts.items():
-            _line(console, f"{sub}{key}: {value}", "dim")
+            _line(console, f"{indent}{key}: {value}", "dim")
+
+
+def render_finding(console, f: Finding, indent: str = "    ", verbose: bool = False) -> None:
+    """One finding: its mark and summary, then detail, fix and the exact command, indented."""
+    _line(console, f"{indent}{SEVERITY_MARK[f.severity]} {f.summary}", STYLE[f.severity])
+    _render_body(console, f, indent + "  ", verbose)
+
+
+def render_result(console, r: CheckResult, verbose: bool = False) -> None:
+    """One check: `[✓] Title: summary` when it has one finding, else a line per finding below."""
+    title = r.check.title
+    if r.status == "skipped":
+        _line(console, f"[{STATUS_MARK['skipped']}] {title} (skipped: {r.skipped_reason})", STYLE["skipped"])
+        return
+    mark = f"[{STATUS_MARK[r.status]}] {title}"
+    if len(r.findings) == 1:
+        f = r.findings[0]
+        _line(console, f"{mark}: {f.summary}", STYLE[r.status])
+        _render_body(console, f, "    ", verbose)
+    else:
+        _line(console, mark, STYLE[r.status])
+        for f in r.findings:
+            render_finding(console, f, verbose=verbose)
+    if verbose:
+        _line(console, f"    ({r.seconds:.2f} s, {r.check.id}, plugin {r.check.plugin})", "dim")
 
 
 def render_results(results: list[CheckResult], summary: dict, *, verbose: bool = False, stream=None,
                    header: str = "") -> None:
+    """flutter-doctor output: a header, one block per check, a summary line."""
     console = make_console(stream)
     if header:
         _line(console, header, "bold")
     for r in results:
-        title = r.check.title
-        worst = max(r.findings, key=lambda f: f.severity, default=None)
-        if r.status == "skipped":
-            _line(console, f"[–] {title} (skipped: {r.skipped_reason})", STYLE["skipped"])
-            continue
-        head = worst.summary if worst is not None and r.status != "ok" else ""
-        _line(console, f"[{STATUS_MARK[r.status]}] {title}" + (f": {head}" if head and len(r.findings) == 1 else ""),
-              STYLE[r.status])
-        for f in r.findings:
-            if f.severity >= Severity.INFO or verbose or r.status == "ok":
-                render_finding(console, f, verbose=verbose)
-        if verbose:
-            _line(console, f"    ({r.seconds:.2f} s, plugin {r.check.plugin})", "dim")
+        render_result(console, r, verbose)
     errors, warnings = summary["errors"], summary["warnings"]
     _line(console, "")
     if errors or warnings:
