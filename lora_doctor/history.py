@@ -10,11 +10,13 @@ file beside it is used instead.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import sys
 import time
+import zlib
 from pathlib import Path
 
 DB_NAME = "history.sqlite3"
@@ -23,7 +25,7 @@ RETRY_DEADLINE = 20.0
 
 # Schema migrations: MIGRATIONS[i] takes the database from user_version i to i + 1.
 MIGRATIONS: list[tuple[str, ...]] = [
-    (  # 1: the runs table
+    (  # 1: the runs table, and content-addressed blobs (facts, dataset listings) shared between runs
         """CREATE TABLE runs (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             started_at REAL, ended_at REAL,
@@ -32,9 +34,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             cwd TEXT, argv TEXT, options TEXT,
             exit_code INTEGER, exit_cause TEXT, outcome TEXT NOT NULL,
             diagnosis_id TEXT, diagnosis_title TEXT,
-            facts TEXT, dataset TEXT, dataset_manifest BLOB,
+            facts_blob TEXT, dataset TEXT, manifest_blob TEXT,
             model TEXT, model_identity TEXT, configs TEXT,
             log_path TEXT, report_path TEXT, doctor_version TEXT)""",
+        "CREATE TABLE blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL)",
     ),
     (  # 2: lookups by script+output folder (diff) and by start time (prune)
         "CREATE INDEX runs_by_key ON runs(script_key, output_key, outcome, id)",
@@ -42,7 +45,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-JSON_COLUMNS = ("argv", "options", "facts", "dataset", "model_identity", "configs")
+JSON_COLUMNS = ("argv", "options", "dataset", "model_identity", "configs")
 SUMMARY_COLUMNS = ("id", "started_at", "ended_at", "script", "output_dir", "exit_code", "exit_cause",
                    "outcome", "diagnosis_id", "diagnosis_title", "dataset", "model")
 
@@ -133,19 +136,38 @@ class Store:
         self.conn.close()
 
     # -- writing -----------------------------------------------------------------------------------
-    def insert(self, row: dict) -> int:
+    def insert(self, row: dict, blobs: dict[str, bytes]) -> int:
+        """Insert a run and the blobs it references, in one transaction."""
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
 
         def write():
-            cur = self.conn.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(row.values()))
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.executemany("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)", blobs.items())
+                cur = self.conn.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(row.values()))
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
             return int(cur.lastrowid)
 
         return retry(write)
 
     def prune(self, before: float) -> int:
+        """Delete the runs started before `before` and the blobs no run references any more."""
         def write():
-            return self.conn.execute("DELETE FROM runs WHERE started_at < ?", (before,)).rowcount
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                n = self.conn.execute("DELETE FROM runs WHERE started_at < ?", (before,)).rowcount
+                self.conn.execute("DELETE FROM blobs WHERE hash NOT IN (SELECT facts_blob FROM runs WHERE "
+                                  "facts_blob IS NOT NULL UNION SELECT manifest_blob FROM runs WHERE "
+                                  "manifest_blob IS NOT NULL)")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            return n
 
         return retry(write)
 
@@ -163,7 +185,20 @@ class Store:
         row = cur.fetchone()
         if row is None:
             return None
-        return _decode(dict(zip([d[0] for d in cur.description], row)))
+        run = _decode(dict(zip([d[0] for d in cur.description], row)))
+        facts = self.blob(run.pop("facts_blob"))
+        try:
+            run["facts"] = json.loads(zlib.decompress(facts)) if facts else {}
+        except (zlib.error, ValueError):
+            run["facts"] = {}
+        run["dataset_manifest"] = self.blob(run.pop("manifest_blob"))
+        return run
+
+    def blob(self, key: str | None) -> bytes | None:
+        if not key:
+            return None
+        row = self.conn.execute("SELECT data FROM blobs WHERE hash = ?", (key,)).fetchone()
+        return row[0] if row else None
 
     def _first_id(self, where: str, params: tuple) -> int | None:
         row = self.conn.execute(f"SELECT id FROM runs WHERE {where} ORDER BY id DESC LIMIT 1", params).fetchone()
@@ -317,8 +352,17 @@ def _redacted_options(options: dict) -> dict:
     return out
 
 
-def build_row(record: dict) -> dict:
-    """The database row for a runner record: adds the outcome, keys and input fingerprints."""
+def _blob(data: bytes | None, blobs: dict[str, bytes]) -> str | None:
+    if not data:
+        return None
+    key = hashlib.sha1(data).hexdigest()
+    blobs[key] = data
+    return key
+
+
+def build_row(record: dict) -> tuple[dict, dict[str, bytes]]:
+    """The database row for a runner record (outcome, keys and input fingerprints added) and the
+    content-addressed blobs it references (the facts and the dataset listing, shared between runs)."""
     from . import __version__
     from .history_fingerprint import (config_identities, dataset_fingerprint, model_identity,
                                       pack_manifest, resolve)
@@ -334,7 +378,9 @@ def build_row(record: dict) -> dict:
         manifests[folder] = manifest
     output_dir = options.get("output_dir") if isinstance(options.get("output_dir"), str) else None
     dump = lambda value: json.dumps(value, default=str, ensure_ascii=False)  # noqa: E731
-    return {
+    blobs: dict[str, bytes] = {}
+    facts = record.get("facts") or {}
+    row = {
         "started_at": float(record.get("started_at") or time.time()),
         "ended_at": float(record.get("ended_at") or time.time()),
         "script": record.get("script"),
@@ -349,9 +395,9 @@ def build_row(record: dict) -> dict:
         "outcome": _outcome(record.get("exit_code"), record.get("exit_cause") or ""),
         "diagnosis_id": record.get("diagnosis_id"),
         "diagnosis_title": record.get("diagnosis_title"),
-        "facts": dump(record.get("facts") or {}),
+        "facts_blob": _blob(zlib.compress(dump(facts).encode("utf-8"), 6) if facts else None, blobs),
         "dataset": dump(datasets),
-        "dataset_manifest": pack_manifest(manifests),
+        "manifest_blob": _blob(pack_manifest(manifests), blobs),
         "model": record.get("model"),
         "model_identity": dump(model_identity(record.get("model"), cwd)),
         "configs": dump(config_identities(options, cwd)),
@@ -359,16 +405,17 @@ def build_row(record: dict) -> dict:
         "report_path": None if record.get("report_path") is None else str(record.get("report_path")),
         "doctor_version": __version__,
     }
+    return row, blobs
 
 
 def record_run(record: dict) -> int | None:
     """Store one finished run; returns its id, or None (after one warning line) when it cannot."""
     try:
-        row = build_row(record)
+        row, blobs = build_row(record)
         for attempt in range(2):
             store = open_store(create=True)
             try:
-                return store.insert(row)
+                return store.insert(row, blobs)
             except sqlite3.DatabaseError as exc:
                 if not _is_corrupt(exc) or attempt:
                     raise
