@@ -447,6 +447,11 @@ def check_options(ctx):
     script_ok, findings = check_script(ctx, cmd)
     yield from findings
     known, source = accepted_options(launch.script, ctx.sd_scripts_dir if script_ok else None, ctx.cwd)
+    if "every known option is accepted" in source:
+        yield Finding(Severity.INFO, f"{launch.script} is not an sd-scripts training script lora-doctor knows; "
+                      "its options are not checked",
+                      fix="Pass --sd-scripts DIR when the script lives in an sd-scripts checkout elsewhere.")
+        return
     count = 0
     for part in (check_names(ctx, cmd, known, source), check_values(ctx, cmd, known),
                  check_combinations(ctx, cmd), check_network_args(ctx, cmd),

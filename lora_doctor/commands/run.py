@@ -1,13 +1,298 @@
-"""`lora-doctor run` (not built yet)."""
+"""`lora-doctor run [options] -- COMMAND`: check, launch the training command untouched, explain a crash.
+
+Everything lora-doctor itself prints goes to stderr; stdout carries the child's bytes only.
+Exit code: the child's (a death by signal N is 128+N), 78 when the pre-flight checks found an
+error and nothing was launched, 127/126 when the command cannot be started, 2 for usage errors.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .common import add_check_options, parse_launch
+
+EXIT_PREFLIGHT = 78  # sysexits EX_CONFIG: the checks found an error, the command was not launched
+SILENT_FAILURES = (b"No data found",)  # a failure in the log of a run that exits 0 (FACTS §1.6)
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="(not built yet)")
-    p.set_defaults(handler=run)
+    p = sub.add_parser(
+        "run", help="check a training command, launch it untouched, explain a crash",
+        description="Run every check with the command as context, launch it exactly as given (same argv, "
+                    "cwd, environment + PYTHONUNBUFFERED=1; in pipe mode a wide COLUMNS when unset), copy "
+                    "its output to stdout unchanged and to a redacted log, and diagnose a failure. "
+                    f"Exit code: the child's (signal N -> 128+N); {EXIT_PREFLIGHT} when a check found an error "
+                    "and nothing was launched; 127/126 when the command cannot be started; 2 usage.")
+    add_check_options(p)
+    p.add_argument("--force", action="store_true",
+                   help="launch even when a check finds an error (checks run alongside; shown after the run)")
+    p.add_argument("--check-only", action="store_true", help="run the checks and stop (exit 0, or "
+                   f"{EXIT_PREFLIGHT} on errors)")
+    p.add_argument("--log", metavar="PATH", help="write the (redacted) log here "
+                   "(default: <output_dir>/lora-doctor/<time>/train.log)")
+    p.add_argument("--stop-on-nan", action="store_true", help="end the run as soon as the loss is NaN")
+    p.set_defaults(handler=run, accepts_command=True)
+
+
+def _stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def log_path_for(args, launch, cwd: Path) -> Path:
+    """--log, else a new folder under the command's --output_dir, else under the user state folder."""
+    if args.log:
+        path = Path(args.log).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    bases = []
+    out = launch.options.get("output_dir") if launch else None
+    if isinstance(out, str) and out:
+        base = Path(os.path.expanduser(out))
+        bases.append((base if base.is_absolute() else cwd / base) / "lora-doctor")
+    from platformdirs import user_state_dir
+
+    bases.append(Path(user_state_dir("lora-doctor", appauthor=False)) / "runs")
+    for base in bases:
+        for n in range(100):
+            folder = base / (stamp if n == 0 else f"{stamp}-{n}")
+            try:
+                folder.mkdir(parents=True, exist_ok=False)
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+            return folder / "train.log"
+    raise OSError(f"cannot create a log folder under {bases[0]} (use --log PATH)")
+
+
+class _Preflight:
+    """The checks: run before the launch, or (with --force) alongside it."""
+
+    def __init__(self, args, launch):
+        self.args, self.launch = args, launch
+        self.ctx = self.results = self.summary = self.host = None
+        self.error = ""
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from .common import run_all_checks
+
+        try:
+            self.ctx, self.results, self.summary, self.host = run_all_checks(self.args, self.launch)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.done.set()
+
+    def start(self) -> None:
+        threading.Thread(target=self.run, daemon=True, name="lora-doctor-preflight").start()
+
+    def render(self, header: str) -> None:
+        from ..render import render_results
+
+        if self.error:
+            _stderr(f"lora-doctor: the checks could not run: {self.error}")
+        elif self.results is not None:
+            render_results(self.results, self.summary, verbose=self.args.verbose, stream=sys.stderr, header=header)
+
+
+class _Watch:
+    """The per-line callback: the plugins' lora_doctor_watch_line hooks, and --stop-on-nan."""
+
+    def __init__(self, preflight: _Preflight, stop_on_nan: bool):
+        self.preflight = preflight
+        self.stop_on_nan = stop_on_nan
+        self.runner = None
+        self.nan_stopped = False
+        if stop_on_nan:
+            from ..plugins.watch import loss_is_nan
+
+            self.loss_is_nan = loss_is_nan
+
+    def __call__(self, line: str):
+        if self.stop_on_nan and not self.nan_stopped and self.loss_is_nan(line) and self.runner is not None:
+            self.nan_stopped = True
+            self.runner.stop("nan")
+            self.runner._hint("--stop-on-nan: the loss is NaN, stopping the run.")
+        pre = self.preflight
+        if pre.host is None:
+            return None  # plugins still loading (--force): the first lines go unwatched
+        hints = [r for _, r in pre.host.call_each("lora_doctor_watch_line", line=line, context=pre.ctx)
+                 if isinstance(r, str) and r]
+        return "\n".join(hints) or None
 
 
 def run(args) -> int:
-    print("lora-doctor run: not built yet")
-    return 2
+    from ..cli import UsageError
+
+    if not args.command:
+        raise UsageError("give the training command after '--', e.g. lora-doctor run -- accelerate launch "
+                         "train_network.py …")
+    if args.json and not args.check_only:
+        raise UsageError("--json goes with --check-only (stdout carries the training output)")
+    cwd = Path.cwd()
+    launch = parse_launch(args.command)
+    pre = _Preflight(args, launch)
+    if args.force and not args.check_only:
+        pre.start()
+    else:
+        pre.run()
+        if args.json:
+            from ..redact import redact_text
+            from .env import report_json
+
+            sys.stdout.write(redact_text(json.dumps(report_json(pre.ctx, pre.results, pre.summary), indent=2,
+                                                    ensure_ascii=False, default=str)) + "\n")
+        else:
+            pre.render(f"lora-doctor: checking {launch.script or ' '.join(args.command[:2])} "
+                       f"for {pre.ctx.python if pre.ctx else '?'}")
+        errors = pre.summary["errors"] if pre.summary else 0
+        if args.check_only:
+            return EXIT_PREFLIGHT if errors else 0
+        if errors:
+            _stderr(f"lora-doctor: not launching: the checks found {errors} error{'s' * (errors != 1)} "
+                    f"(fix them, or launch anyway with --force). Exit code {EXIT_PREFLIGHT}.")
+            return EXIT_PREFLIGHT
+    return launch_and_explain(args, launch, pre, cwd)
+
+
+def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
+    from ..runner import Runner
+
+    try:
+        log_path = log_path_for(args, launch, cwd)
+    except OSError as exc:
+        _stderr(f"lora-doctor run: {exc}")
+        return EXIT_PREFLIGHT
+    watch = _Watch(pre, args.stop_on_nan)
+    runner = Runner(list(args.command), cwd=str(cwd), log_path=str(log_path), on_line=watch,
+                    fragments=SILENT_FAILURES)
+    watch.runner = runner
+    try:
+        result = runner.run()
+    except OSError as exc:
+        code = 126 if isinstance(exc, PermissionError) else 127
+        _stderr(f"lora-doctor run: cannot start {args.command[0]}: {exc.strerror or exc}"
+                + (" (is the sd-scripts virtual environment activated?)" if code == 127 else ""))
+        return code
+    try:
+        postmortem(args, launch, pre, result, log_path)
+    except Exception as exc:  # the explanation must never change the exit code
+        _stderr(f"lora-doctor: could not explain the run ({type(exc).__name__}: {exc}); log: {log_path}")
+    return result.exit_code
+
+
+def _exit_cause(result) -> dict:
+    import signal as _signal
+
+    from ..model import ExitCause
+
+    if result.signal:
+        try:
+            name = _signal.Signals(result.signal).name
+        except ValueError:
+            name = f"signal {result.signal}"
+        cause = ExitCause(code=result.exit_code, signal=result.signal, description=f"killed by {name}")
+    else:
+        cause = ExitCause(code=result.exit_code, description="exit code %d" % result.exit_code)
+    if result.stopped:
+        cause.description += f" (stopped by lora-doctor: {result.stopped})"
+    return cause.to_json()
+
+
+def postmortem(args, launch, pre: _Preflight, result, log_path: Path) -> None:
+    """Diagnose a failed run, write report.json, record the run in the history."""
+    failed = result.exit_code != 0 or bool(result.silent_failure)
+    if args.force:
+        pre.done.wait(10)
+        if pre.summary and (pre.summary["errors"] or pre.summary["warnings"]):
+            pre.render("lora-doctor: the checks (run alongside the launch because of --force)")
+    facts = {}
+    if pre.ctx is not None and pre.ctx.facts.ready:
+        facts = pre.ctx.facts.get()
+    report = None
+    if failed and result.stopped not in ("interrupted", "terminated"):
+        if result.silent_failure and result.exit_code == 0:
+            _stderr(f"lora-doctor: the run exited 0, but its log says {result.silent_failure!r}: nothing was trained.")
+        report = _diagnose(args, launch, facts, result, log_path)
+    report_path = log_path.parent / "report.json" if not args.log else log_path.with_suffix(".report.json")
+    _write_report(report_path, launch, pre, facts, result, report, log_path)
+    _record_history(launch, pre, facts, result, report, log_path, report_path)
+    if failed:
+        _stderr(f"lora-doctor: exit code {result.exit_code}; log: {log_path}; report: {report_path}")
+
+
+def _diagnose(args, launch, facts, result, log_path: Path):
+    try:
+        from ..diagnosis_render import render_report
+        from ..match import diagnose_file
+    except ImportError:
+        _stderr(f"lora-doctor: the diagnosis is not available in this version; read the log: {log_path}")
+        return None
+    report = diagnose_file(str(log_path), launch=launch, facts=facts or None, exit_code=result.exit_code,
+                           plugin_dirs=tuple(args.plugin_dir))
+    render_report(report, sys.stderr, verbose=args.verbose)
+    return report
+
+
+def _write_report(path: Path, launch, pre, facts, result, report, log_path: Path) -> None:
+    from ..redact import redact_argv, redact_text
+
+    data = {
+        "command": redact_argv(list(launch.argv)),
+        "cwd": str(Path.cwd()),
+        "script": launch.script,
+        "log": str(log_path),
+        "mode": result.mode,
+        "started_at": result.started_at,
+        "ended_at": result.ended_at,
+        "exit": _exit_cause(result),
+        "hints": result.hints,
+        "silent_failure": result.silent_failure or None,
+        "findings": [r.to_json() for r in pre.results] if pre.results else [],
+        "facts": facts,
+        "diagnosis": report.to_json() if report is not None else None,
+    }
+    text = redact_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def _record_history(launch, pre, facts, result, report, log_path, report_path) -> None:
+    try:
+        from .. import history
+        from ..redact import redact_argv
+
+        top = (getattr(report, "diagnoses", None) or [None])[0]
+        options = {k: ("[REDACTED]" if k.lower().endswith(("token", "key", "secret", "password")) else v)
+                   for k, v in launch.options.items()}
+        dataset_dirs = [str(launch.options[k]) for k in ("train_data_dir", "reg_data_dir", "dataset_config")
+                        if isinstance(launch.options.get(k), str)]
+        record = {
+            "started_at": result.started_at, "ended_at": result.ended_at,
+            "argv": redact_argv(list(launch.argv)), "script": launch.script, "options": options,
+            "cwd": str(Path.cwd()), "exit_code": result.exit_code,
+            "exit_cause": _exit_cause(result)["description"],
+            "diagnosis_id": getattr(top, "signature_id", None), "diagnosis_title": getattr(top, "title", None),
+            "facts": facts or {}, "dataset_dirs": dataset_dirs,
+            "model": launch.options.get("pretrained_model_name_or_path"),
+            "log_path": str(log_path), "report_path": str(report_path),
+        }
+        run_id = history.record_run(record)
+        if run_id is not None and (result.exit_code != 0 or result.silent_failure):
+            text = history.previous_success_diff(run_id)
+            if text:
+                _stderr(text)
+    except (ImportError, AttributeError):
+        pass
+    except Exception as exc:
+        _stderr(f"lora-doctor: could not record the run in the history ({type(exc).__name__}: {exc})")
