@@ -364,15 +364,15 @@ def build_row(record: dict) -> tuple[dict, dict[str, bytes]]:
     """The database row for a runner record (outcome, keys and input fingerprints added) and the
     content-addressed blobs it references (the facts and the dataset listing, shared between runs)."""
     from . import __version__
-    from .history_fingerprint import (config_identities, dataset_fingerprint, model_identity,
-                                      pack_manifest, resolve)
+    from .history_fingerprint import (config_identities, dataset_fingerprint, dataset_folders,
+                                      model_identity, pack_manifest)
     from .redact import redact_argv
 
     cwd = record.get("cwd") or os.getcwd()
     options = _redacted_options(record.get("options") or {})
     caption_ext = options.get("caption_extension") if isinstance(options.get("caption_extension"), str) else None
     datasets, manifests = [], {}
-    for folder in dict.fromkeys(resolve(d, cwd) for d in record.get("dataset_dirs") or [] if d):
+    for folder in dataset_folders([str(d) for d in record.get("dataset_dirs") or [] if d], cwd):
         info, manifest = dataset_fingerprint(folder, caption_ext)
         datasets.append(info)
         manifests[folder] = manifest

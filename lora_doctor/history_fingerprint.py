@@ -98,6 +98,37 @@ def dataset_fingerprint(folder: str, caption_extension: str | None = None) -> tu
     return info, files if len(files) <= MANIFEST_MAX else []
 
 
+def dataset_folders(entries: list[str], cwd: str | None) -> list[str]:
+    """The folders to fingerprint: folders as given; a dataset TOML (--dataset_config) stands for the
+    image_dir of each of its subsets (relative ones resolved against the run's directory)."""
+    out: list[str] = []
+    for entry in entries:
+        path = resolve(entry, cwd)
+        if path.lower().endswith(".toml") and os.path.isfile(path):
+            out.extend(resolve(d, cwd) for d in _toml_image_dirs(path))
+        else:
+            out.append(path)
+    return list(dict.fromkeys(out))
+
+
+def _toml_image_dirs(path: str) -> list[str]:
+    try:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except Exception:  # unreadable or invalid TOML: the config checks say so; here it has no folders
+        return []
+    dirs = []
+    for dataset in data.get("datasets") or []:
+        for subset in (dataset.get("subsets") or []) if isinstance(dataset, dict) else []:
+            if isinstance(subset, dict) and isinstance(subset.get("image_dir"), str):
+                dirs.append(subset["image_dir"])
+    return dirs
+
+
 def pack_manifest(manifests: dict[str, list]) -> bytes | None:
     """Compressed {folder: [[name, size, mtime_ns], …]} for storage, or None when empty."""
     if not any(manifests.values()):

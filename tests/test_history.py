@@ -294,3 +294,16 @@ def test_model_identity_of_a_file_a_folder_and_a_cached_repo(tmp_path, monkeypat
     assert model_identity("org/model", str(tmp_path)) == {"kind": "repo", "id": "org/model",
                                                           "revision": "0123456789abcdef0123456789abcdef01234567"}
     assert model_identity("org/other", str(tmp_path))["revision"] is None
+
+
+def test_a_dataset_toml_stands_for_the_image_dirs_of_its_subsets(tmp_path, home):
+    make_dataset(tmp_path, n=2)
+    (tmp_path / "dataset.toml").write_text('[[datasets]]\nresolution = 512\n[[datasets.subsets]]\n'
+                                           'image_dir = "img/10_cat"\nnum_repeats = 10\n', encoding="utf-8")
+    run_id = history.record_run(record(tmp_path, dataset_dirs=["dataset.toml"],
+                                       options={"output_dir": "out", "dataset_config": "dataset.toml"}))
+    store = history.open_store()
+    run = store.get(run_id)
+    store.close()
+    assert [(d["path"], d["images"]) for d in run["dataset"]] == [(str(tmp_path / "img" / "10_cat"), 2)]
+    assert run["configs"]["dataset_config"]["sha256"]
