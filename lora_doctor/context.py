@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -25,10 +26,12 @@ class Facts:
         self.python = python
         self._value = preset
         self._done = threading.Event()
+        self._ready_at = 0.0
         if preset is not None:
             from .probe import complete_facts
 
             self._value = complete_facts(preset, python)
+            self._ready_at = time.monotonic()
             self._done.set()
             return
         self._thread = threading.Thread(target=self._run, args=(timeout, cwd, env), daemon=True,
@@ -43,11 +46,21 @@ class Facts:
         except Exception as exc:  # run_probe never raises; belt and braces for the thread
             self._value = failed(self.python, f"{type(exc).__name__}: {exc}")
         finally:
+            self._ready_at = time.monotonic()
             self._done.set()
 
     def get(self) -> dict:
         self._done.wait()
         return self._value
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the probe without taking its facts; True once they are there."""
+        return self._done.wait(timeout)
+
+    @property
+    def ready_at(self) -> float:
+        """time.monotonic() when the facts arrived (the probe is bounded, so this comes)."""
+        return self._ready_at
 
     @property
     def ready(self) -> bool:

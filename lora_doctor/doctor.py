@@ -59,19 +59,28 @@ def _status(findings: list[Finding]) -> str:
     return STATUS_BY_SEVERITY[worst]
 
 
+def _stamp(f, check: Check) -> Finding:
+    if not isinstance(f, Finding):
+        raise TypeError(f"it yielded {type(f).__name__}, not a lora_doctor.model.Finding")
+    return replace(f, check_id=check.id)
+
+
 def run_checks(checks: list[Check], ctx: Context, *, budget_scale: float = 1.0) -> list[CheckResult]:
     """Run every applicable check in its own daemon thread; return results in check order.
 
     A check that raises becomes one error finding naming its plugin; one that overruns its
-    budget is reported as timed out (its thread is abandoned, never joined).
+    budget is reported as timed out (its thread is abandoned, never joined). Time spent waiting
+    for the target probe (`ctx.facts.get()`) is not charged to a check's budget.
     """
     results: list[CheckResult | None] = [None] * len(checks)
     threads: list[tuple[int, threading.Thread, float, float]] = []
 
     def work(i: int, check: Check, started: float) -> None:
         try:
-            findings = [replace(f, check_id=check.id) for f in (check.run(ctx) or ())]
-        except Exception as exc:
+            findings = [_stamp(f, check) for f in (check.run(ctx) or ())]
+        except BaseException as exc:  # SystemExit too: a check must never end the doctor silently
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             findings = [Finding(Severity.ERROR, f"the check {check.id} (plugin {check.plugin or '?'}) crashed: "
                                 f"{type(exc).__name__}: {exc}",
                                 fix=f"Report it to the plugin's author, or skip it with --skip {check.id}.",
@@ -88,7 +97,14 @@ def run_checks(checks: list[Check], ctx: Context, *, budget_scale: float = 1.0) 
         t.start()
         threads.append((i, t, started, check.timeout * budget_scale))
     for i, t, started, budget in threads:
-        t.join(max(0.0, started + budget - time.monotonic()))
+        deadline = started + budget
+        while True:
+            t.join(max(0.0, deadline - time.monotonic()))
+            if not t.is_alive() or ctx.facts.ready:
+                break
+            # Waiting for the probe (bounded by its own timeout) does not count against a budget.
+            ctx.facts.wait()
+            deadline = max(deadline, ctx.facts.ready_at + budget)
         if results[i] is None:
             check = checks[i]
             results[i] = CheckResult(check, "timeout", [Finding(

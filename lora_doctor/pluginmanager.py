@@ -76,10 +76,22 @@ class PluginHost:
             self._load_entry_points()
         for folder in plugin_dirs(list(extra_dirs)):
             self._load_folder(folder)
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            self.plugins.append(PluginInfo("hook validation", "host", error=_describe(exc)))
+        self._check_pending()
+
+    def _check_pending(self) -> None:
+        """A hook name no hookspec knows (a typo) marks its plugin broken and unregisters it."""
+        for _ in range(len(self.plugins) + 1):
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.pm.get_name(exc.plugin) if exc.plugin is not None else None
+                info = self.info(name) if name else None
+                if info is None:
+                    self.plugins.append(PluginInfo("hook validation", "host", error=_describe(exc)))
+                    return
+                info.error = f"unknown hook: {exc} (a misspelled hook name?)"
+                self.pm.unregister(exc.plugin)
 
     # -- loading -------------------------------------------------------------------------
     def _register(self, module, info: PluginInfo) -> None:

@@ -85,13 +85,15 @@ def cuda_install_command(python: str, platform: str | None, torch_version: str |
     """
     py = quote(python, platform)
     version = public(torch_version)
-    if not version or _release(version) < (2, 6):
+    rtx50 = bool(capability) and tuple(capability) >= (10, 0)
+    if not version or _release(version) < (2, 6) or (rtx50 and _release(version) < (2, 7)):
         tag, _ = choose_tag(README_TORCH, capability, driver_cuda)
-        if capability and capability >= (10, 0):
+        if rtx50:
             version, tv, tag = "2.8.0", "==0.23.0", "cu128"  # sd-scripts README: RTX 50 needs 2.8 / cu128
         else:
             version, tv = README_TORCH, "==" + README_TORCHVISION
-        note = f"torch {version} is the version sd-scripts' README installs."
+        note = ("sd-scripts' README: RTX 50 series GPUs need torch 2.8.0 with CUDA 12.8." if rtx50 else
+                f"torch {version} is the version sd-scripts' README installs.")
         known = True
     else:
         tag, known = choose_tag(version, capability, driver_cuda)

@@ -94,14 +94,14 @@ def estimate(script: str, options) -> Estimate | None:
     return Estimate(round(gib, 1), assumptions)
 
 
-def savings(script: str, options) -> list[tuple[str, object]]:
+def savings(script: str, options, half: str = "fp16") -> list[tuple[str, object]]:
     """Option changes that lower the estimate, most effective first: [(option, value)]."""
     family = NETWORK_SCRIPTS.get(script) or FULL_SCRIPTS.get(script)
     out: list[tuple[str, object]] = []
     if family is None:
         return out
     if str(options.get("mixed_precision") or "no") == "no":
-        out.append(("mixed_precision", "fp16"))
+        out.append(("mixed_precision", half))
     if not _flag(options, "gradient_checkpointing"):
         out.append(("gradient_checkpointing", True))
     if not any(_flag(options, k) for k in ("xformers", "sdpa", "mem_eff_attn")):

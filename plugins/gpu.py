@@ -285,7 +285,8 @@ def check_precision(ctx):
     precision = str(requested or "no")
     asked, source = accelerate_mixed_precision(ctx)
     facts, torch = _torch(ctx)
-    if requested is None and asked in ("fp16", "bf16"):
+    warned = requested is None and asked in ("fp16", "bf16")
+    if warned:
         yield Finding(Severity.WARN, f"training will run in fp32: sd-scripts ignores accelerate's mixed precision "
                                      f"({asked} from {source})",
                       detail="The script passes its own --mixed_precision (default 'no') to accelerate, "
@@ -346,6 +347,8 @@ def check_precision(ctx):
         yield Finding(Severity.INFO, "fp16 on a pre-Turing GPU saves memory but is slow (no tensor cores)")
         return
     dev = devices[0]
+    if precision == "no" and warned:
+        return
     if precision == "no" and all(_capability(d) >= (8, 0) for d in devices):
         yield Finding(Severity.INFO, f"training in fp32 (--mixed_precision not given); {dev.get('name')} "
                                      "supports bf16, which halves the memory",
@@ -382,7 +385,8 @@ def check_vram(ctx):
                                    "(rough estimate)", detail=assumptions, facts=info)
         return
     changes = []
-    for change in vram.savings(script, options):
+    half = "bf16" if all(_capability(d) >= (8, 0) for d in devices) else "fp16"
+    for change in vram.savings(script, options, half):
         if vram.estimate(script, options).gib <= have * 0.85:
             break
         changes.append(change)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from lora_doctor.hookspecs import hookimpl
 from lora_doctor.model import Check, Finding, Severity
 
@@ -21,9 +23,14 @@ def check_python(ctx):
                       facts={"python": ctx.python})
         return
     py = facts["python"]
-    version = tuple(int(x) for x in py["version"].split(".")[:2])
-    where = f"venv {py['prefix']}" if py.get("venv") else ("conda " + py["prefix"] if py.get("conda") else "no venv")
-    info = {"executable": py["executable"], "prefix": py["prefix"], "platform": py.get("platform"),
+    try:
+        version = tuple(int(x) for x in str(py["version"]).split(".")[:2])
+    except (KeyError, ValueError):
+        yield Finding(Severity.WARN, f"cannot tell the Python version of {ctx.python}", facts=dict(py))
+        return
+    where = (f"venv {py.get('prefix')}" if py.get("venv") else
+             f"conda {py.get('prefix')}" if py.get("conda") else "no venv")
+    info = {"executable": py.get("executable"), "prefix": py.get("prefix"), "platform": py.get("platform"),
             "chosen by": ctx.python_source}
     if version < MINIMUM:
         yield Finding(Severity.ERROR, f"Python {py['version']} is too old for sd-scripts (needs 3.10)",
@@ -36,7 +43,7 @@ def check_python(ctx):
                       facts=info)
     else:
         yield Finding(Severity.OK, f"Python {py['version']} ({py.get('bits')}-bit, {where})", facts=info)
-    if py.get("bits") != 64:
+    if py.get("bits") not in (None, 64):
         yield Finding(Severity.ERROR, f"{py.get('bits')}-bit Python: torch has no 32-bit builds",
                       fix="Install 64-bit Python 3.10 and recreate the venv.", facts=info)
     if not py.get("venv") and not py.get("conda"):
@@ -46,7 +53,42 @@ def check_python(ctx):
                       facts=info)
 
 
+def _venv_root(python) -> str:
+    return os.path.normcase(os.path.abspath(os.path.dirname(os.path.dirname(str(python)))))
+
+
+def _activate(venv_python, platform) -> str:
+    root = os.path.dirname(os.path.dirname(str(venv_python)))
+    if platform == "win32":
+        return os.path.join(root, "Scripts", "activate")
+    return f"source {os.path.join(root, 'bin', 'activate')}"
+
+
+def check_launcher(ctx):
+    """The command's launcher exists, and runs in the sd-scripts venv when there is one."""
+    platform = (ctx.facts.get().get("python") or {}).get("platform")
+    exe = ctx.launch.argv[0] if ctx.launch and ctx.launch.argv else ""
+    venv = ctx.sd_scripts_venv
+    if ctx.launcher_found is False:
+        yield Finding(Severity.ERROR, f"`{exe}` is not found on PATH",
+                      detail="The training command cannot start: the virtual environment that has it is not "
+                             "activated (or it was never installed).",
+                      fix="Activate sd-scripts' venv in this shell, then run the command again." if venv else
+                          "Activate the venv you installed sd-scripts' requirements into (or install them).",
+                      fix_command=_activate(venv, platform) if venv else "",
+                      cause="install.venv_not_activated", facts={"PATH": ctx.env.get("PATH", "")})
+        return
+    if ctx.python_source == "command" and venv is not None and _venv_root(ctx.python) != _venv_root(venv):
+        yield Finding(Severity.WARN, f"`{exe}` runs in {ctx.python}, not in sd-scripts' venv {venv}",
+                      detail="The packages of the other environment are the ones training will import.",
+                      fix="Activate sd-scripts' venv before launching.", fix_command=_activate(venv, platform),
+                      cause="install.venv_not_activated")
+        return
+    yield Finding(Severity.OK, f"`{exe}` runs in {ctx.python}")
+
+
 @hookimpl
 def lora_doctor_register_checks(register):
     """Python version, bitness and virtual environment of the target interpreter."""
     register(Check(id="python.interpreter", title="Python", run=check_python))
+    register(Check(id="python.launcher", title="Launcher", run=check_launcher, applies="command"))

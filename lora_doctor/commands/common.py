@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..cli import UsageError
@@ -47,6 +48,16 @@ def run_all_checks(args, launch, *, options=None):
     from ..doctor import plugin_error_results, run_checks, select, summary
     from ..pluginmanager import PluginHost
 
+    if args.python:
+        from pathlib import Path
+
+        from ..context import resolve_python_option
+
+        if resolve_python_option(args.python, Path.cwd(), os.environ) is None:
+            raise UsageError(f"--python {args.python}: no such interpreter (give the path of the python "
+                             "that runs training, e.g. sd-scripts/venv/bin/python or venv\\Scripts\\python.exe)")
+    if args.probe_timeout <= 0:
+        raise UsageError("--probe-timeout must be a positive number of seconds")
     ctx = build_context(python=args.python, launch=launch, sd_scripts=args.sd_scripts, model=args.model,
                         offline=args.offline, verbose=args.verbose, options=options,
                         probe_timeout=args.probe_timeout)
