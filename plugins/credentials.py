@@ -101,6 +101,7 @@ def check_credentials(ctx):
                               fix="Run `git credential fill` by hand (type protocol=https, host=" + host + ", an empty "
                                   "line) to see which helper waits, and fix or remove it from credential.helper.",
                               facts=facts)
+                break  # the same helpers would hang for the next host too
             elif result.status == "error":
                 yield Finding(Severity.INFO, f"`git credential fill` for https://{host} failed: {result.message}",
                               facts=facts)
