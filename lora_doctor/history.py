@@ -120,8 +120,8 @@ def quarantine(path: Path, reason: str) -> Path:
                 os.replace(side, target.with_name(target.name + suffix))
             except OSError:
                 pass
-    warn(f"the run history {path} is unreadable ({reason}); moved it to {target.name} and started a "
-         "fresh one (nothing was deleted)")
+    warn(f"the run history {path} is unreadable ({reason}); moved it to {target.name} and a fresh one "
+         "is used from now on (nothing was deleted)")
     return target
 
 

@@ -161,6 +161,7 @@ def test_corrupt_database_is_moved_aside_and_a_fresh_one_used(tmp_path, home, ca
     assert history.record_run(record(tmp_path)) == 1
     err = capsys.readouterr().err
     assert "is unreadable" in err and "moved it to history.sqlite3.corrupt-" in err and "nothing was deleted" in err
+    assert err.count("\n") == 1
     kept = list(home.glob("history.sqlite3.corrupt-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == garbage
     assert rows(home) == [(1, "ok", 0)]
@@ -307,3 +308,25 @@ def test_a_dataset_toml_stands_for_the_image_dirs_of_its_subsets(tmp_path, home)
     store.close()
     assert [(d["path"], d["images"]) for d in run["dataset"]] == [(str(tmp_path / "img" / "10_cat"), 2)]
     assert run["configs"]["dataset_config"]["sha256"]
+
+
+def test_a_database_damaged_inside_is_moved_aside_when_read(tmp_path, home, isolated_env):
+    for i in range(200):
+        history.record_run(record(tmp_path, options={"output_dir": "out", "note": "x" * 1500 + str(i)}))
+    path = home / "history.sqlite3"
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with open(path, "r+b") as fh:  # two pages of garbage in the middle of the runs table
+        fh.seek(path.stat().st_size // 2 // 4096 * 4096)
+        fh.write(b"\xff" * 8192)
+    damaged = path.read_bytes()
+    env = cli_env(isolated_env, home)
+    proc = run_cli(["history", "-n", "0"], env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "is unreadable (database disk image is malformed); moved it to history.sqlite3.corrupt-" in proc.stderr
+    assert ".recover" in proc.stderr
+    kept = list(home.glob("history.sqlite3.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged
+    assert history.record_run(record(tmp_path)) == 1
+    assert "1 of 1 runs" in run_cli(["history"], env=env).stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..cli import UsageError
-from .history import emit, emit_json, open_history, resolve_run, summary_json
+from .history import damaged, emit, emit_json, open_history, resolve_run, summary_json
 
 
 def add_parser(sub) -> None:
@@ -51,6 +51,15 @@ def pick_runs(store, run_a: str | None, run_b: str | None) -> tuple[dict, dict] 
 
 
 def run(args) -> int:
+    import sqlite3
+
+    try:
+        return compare(args)
+    except sqlite3.DatabaseError as exc:
+        return damaged(exc)
+
+
+def compare(args) -> int:
     from ..history_diff import describe, diff_runs, notes
 
     if args.run_b and not args.run_a:

@@ -15,6 +15,7 @@ from ..cli import UsageError
 
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}
+OPENED: dict = {}  # the database file this command opened (it may be the newer-schema fallback)
 ASCII = str.maketrans({"→": "->", "…": "...", "·": "*", "—": "-"})
 
 
@@ -56,7 +57,9 @@ def open_history(create: bool = False):
     from ..history import HistoryError, open_store
 
     try:
-        return open_store(create=create)
+        store = open_store(create=create)
+        OPENED["path"] = store.path if store else None
+        return store
     except HistoryError as exc:
         print(f"lora-doctor: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -254,9 +257,25 @@ def prune_runs(args) -> int:
     return 0
 
 
+def damaged(exc: Exception) -> int:
+    """A database error while reading: a damaged file is moved aside (kept) and a fresh one used from
+    now on; anything else is one error line. Exit code 1 either way."""
+    from ..history import _is_corrupt, database_path, quarantine
+
+    path = OPENED.get("path") or database_path()
+    if _is_corrupt(exc) and path.exists():
+        kept = quarantine(path, str(exc))
+        print(f"lora-doctor: `sqlite3 {kept} .recover` may rescue the runs it still holds.", file=sys.stderr)
+    else:
+        print(f"lora-doctor: error: cannot read the run history {path}: {exc}", file=sys.stderr)
+    return 1
+
+
 def run(args) -> int:
-    if args.action == "show":
-        return show_run(args)
-    if args.action == "prune":
-        return prune_runs(args)
-    return list_runs(args)
+    import sqlite3
+
+    action = {"show": show_run, "prune": prune_runs}.get(args.action, list_runs)
+    try:
+        return action(args)
+    except sqlite3.DatabaseError as exc:
+        return damaged(exc)
