@@ -179,11 +179,19 @@ class FormatProblem:
 def format_problems(raw: str) -> list[FormatProblem]:
     """Offline checks of a token value as written (never echoes it)."""
     out: list[FormatProblem] = []
+    if "\x00" in raw or raw.startswith(("\ufeff", "\ufffd")):
+        return [FormatProblem("error", "is saved as UTF-16 or with a byte-order mark (PowerShell's `>` or "
+                              "`Out-File` does that), so the token read back is garbage",
+                              "Write the file as plain ASCII, or let the login command write it.")]
     token = clean(raw) or ""
     if "..." in token or "…" in token:
         return [FormatProblem("error", "is a truncated copy (it contains '…'/'...', as shown in the token list)",
                               "The full value is shown only once, when a token is created: create a new one at "
                               + TOKENS_PAGE + ".")]
+    if not token.isascii():
+        return [FormatProblem("error", "contains non-ASCII characters (curly quotes, a non-breaking space…): "
+                              "it cannot even be sent in an HTTP header",
+                              "Copy the token again from " + TOKENS_PAGE + ".")]
     if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
         out.append(FormatProblem("error", "is wrapped in quotes, which become part of the token",
                                  "Set the token without the quote characters."))
@@ -214,7 +222,7 @@ def format_problems(raw: str) -> list[FormatProblem]:
 @dataclass(frozen=True)
 class WhoAmI:
     """The Hub's answer about one token. status: valid / invalid / expired / unreachable /
-    timeout / rate_limited / error / offline."""
+    timeout / rate_limited / error / offline / unsendable."""
 
     status: str
     user: str = ""
@@ -250,6 +258,8 @@ def whoami(token: str, env: Mapping[str, str], *, offline: bool = False,
 
 def _ask(base: str, token: str, timeout: float) -> WhoAmI:
     started = time.monotonic()
+    if not token.isascii():
+        return WhoAmI("unsendable", message="it is not ASCII, so no HTTP client can send it")
     try:
         from huggingface_hub.utils import build_hf_headers, get_session
 
@@ -299,3 +309,10 @@ def _one_line(text: str) -> str:
     from .redact import redact_text
 
     return redact_text(" ".join(text.split()))
+
+
+def shown(token: str | None) -> str:
+    """`mask(token)` made safe for a terminal (a UTF-16 file would put NULs on screen)."""
+    from .redact import mask
+
+    return "".join(c if c.isprintable() else "?" for c in mask(token))

@@ -57,7 +57,7 @@ def removal(cred, helper_names, windows: bool) -> tuple[str, str]:
 def check_credentials(ctx):
     """Git credential helpers and the huggingface.co credentials they hold, against the active token."""
     from lora_doctor import gitcred, hf_auth
-    from lora_doctor.redact import mask
+    from lora_doctor.hf_auth import shown as mask
 
     env = ctx.env
     windows = sys.platform == "win32"
@@ -136,7 +136,7 @@ def check_credentials(ctx):
 
 def _judge(ctx, cred, active, active_digest, names, windows, facts):
     from lora_doctor import hf_auth
-    from lora_doctor.redact import mask
+    from lora_doctor.hf_auth import shown as mask
 
     where = _where(cred)
     label = f"git credential for {cred.host} ({mask(cred.password)}, {where})"

@@ -56,7 +56,7 @@ def replace_fix(src, hub_version, windows: bool) -> tuple[str, str]:
 def check_token(ctx):
     """Which token wins, whether it is well-formed and valid, and whether it leaked into history."""
     from lora_doctor import hf_auth
-    from lora_doctor.redact import mask
+    from lora_doctor.hf_auth import shown as mask
 
     env = ctx.env
     sources = hf_auth.token_sources(env)
@@ -76,8 +76,8 @@ def check_token(ctx):
     if active is None:
         login = hf_auth.login_command(hub_version, relogin=False)
         yield Finding(Severity.OK, "no Hugging Face token (fine for public models; gated ones need one)",
-                      detail="Checked HF_TOKEN, HUGGING_FACE_HUB_TOKEN and " + str(paths.token_file) + ".",
-                      fix=f"For a gated model, log in with `{login}` in the training venv.", facts=facts)
+                      detail=f"Checked HF_TOKEN, HUGGING_FACE_HUB_TOKEN and {paths.token_file}. For a gated "
+                             f"model, log in with `{login}` in the training venv.", facts=facts)
         for src in sources:
             if src.kind == "env" and not src.token:
                 yield Finding(Severity.INFO, f"{src.name} is set but empty, so it is ignored", facts=facts)
@@ -120,7 +120,7 @@ def check_token(ctx):
 
 def _verdict(result, active, token, hub_version, windows, implicit_off, facts):
     from lora_doctor.hf_auth import TOKENS_PAGE
-    from lora_doctor.redact import mask
+    from lora_doctor.hf_auth import shown as mask
 
     where = f"token {mask(token)} from {active.label}"
     if result.status == "valid":
@@ -145,6 +145,8 @@ def _verdict(result, active, token, hub_version, windows, implicit_off, facts):
                       fix=f"Create a new token at {TOKENS_PAGE}. {fix} For public models only, HF_HUB_DISABLE_IMPLICIT_TOKEN=1 also avoids sending it.",
                       fix_command=command, cause=CAUSE, facts=facts)
         return
+    if result.status == "unsendable":
+        return  # the format finding already says so
     if result.status == "rate_limited":
         yield Finding(Severity.INFO, f"{where}: not verified ({result.message})", facts=facts)
         return
@@ -159,7 +161,7 @@ def _exposure(ctx, token):
     """The active token in shell history files or in the wrapped command line."""
     from lora_doctor import history_scan
     from lora_doctor.hf_auth import TOKENS_PAGE
-    from lora_doctor.redact import mask
+    from lora_doctor.hf_auth import shown as mask
 
     revoke = (f"Treat it as leaked: revoke it at {TOKENS_PAGE}, create a new one, log in again, then delete "
               "the line(s) from the file.")
@@ -188,7 +190,7 @@ def _exposure(ctx, token):
 def _stored(sources, active):
     """stored_tokens entries (for `hf auth switch`): only what is wrong with them offline."""
     from lora_doctor import hf_auth
-    from lora_doctor.redact import mask
+    from lora_doctor.hf_auth import shown as mask
 
     for src in sources:
         if src.kind != "stored" or not src.token:

@@ -81,7 +81,7 @@ def test_no_token_is_ok_and_says_how_to_log_in(isolated_env):
     found = findings(make_ctx(isolated_env, hub="0.34.3"))
     assert [f.severity for f in found] == [Severity.OK]
     assert "no Hugging Face token" in found[0].summary
-    assert "`hf auth login`" in found[0].fix
+    assert "`hf auth login`" in found[0].detail
 
 
 @pytest.mark.parametrize("raw, severity, words", [
@@ -93,6 +93,9 @@ def test_no_token_is_ok_and_says_how_to_log_in(isolated_env):
     ("hf_ABCDEFGHIJKLMNOPQRSTUV", "warn", "usually 37"),
     ("ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh", "warn", "does not start with 'hf_'"),
     ("hf_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh\n", "info", "newline"),
+    ("\ufeffhf_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh", "error", "byte-order mark"),
+    ("hf_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh".encode("utf-16").decode("utf-8", "replace"), "error", "UTF-16"),
+    ("hf_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh\u201d", "error", "non-ASCII"),
 ])
 def test_format_problems(raw, severity, words):
     problems = hf_auth.format_problems(raw)
