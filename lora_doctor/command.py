@@ -115,6 +115,8 @@ def parse_command(argv: list[str], cwd: str | os.PathLike | None = None) -> Laun
     elif _is_python(argv[0]):
         python = argv[0]
         largs, idx = _split_launcher(rest, {"-X", "-W"}, set())
+        if largs and largs[-1] == "-c":  # python -c CODE: no script file
+            return Launch(argv, "python", None, largs, rest[idx:], python=python)
         if largs and largs[-1] == "-m":
             # python -m accelerate.commands.launch … / python -m torch.distributed.run …
             module = rest[idx] if idx < len(rest) else ""
