@@ -7,6 +7,7 @@ other packages, the working directory.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -50,8 +51,13 @@ def _version_word(old: str | None, new: str | None) -> str:
         if vo.public == vn.public:
             return "another build"
         return "upgraded" if vn > vo else "downgraded"
-    except Exception:
-        return "changed"
+    except Exception:  # not PEP 440, or packaging missing: compare the numbers in it
+        no, nn = _numbers(old), _numbers(new)
+        return "changed" if no == nn or not (no and nn) else "upgraded" if nn > no else "downgraded"
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", version.split("+")[0]))
 
 
 def _packages(a: dict, b: dict) -> list[Change]:
