@@ -164,8 +164,9 @@ def _judge(ctx, cred, active, active_digest, names, windows, facts):
                       fix=f"If you replaced this token on purpose: {fix_text[0].lower()}{fix_text[1:]}",
                       fix_command=command, cause=CAUSE, facts=facts)
         return
-    unknown = "offline: not verified" if verdict is None else f"validity unknown: {verdict.message}"
-    yield Finding(Severity.WARN, f"{label} {relation} ({unknown})", detail=WHY_IT_MATTERS,
+    unknown = "offline: not verified" if verdict is None else "validity unknown"
+    reason = "" if verdict is None else f"Its validity could not be checked: {verdict.message}. "
+    yield Finding(Severity.WARN, f"{label} {relation} ({unknown})", detail=reason + WHY_IT_MATTERS,
                   fix=f"If it is an old token: {fix_text[0].lower()}{fix_text[1:]}", fix_command=command,
                   cause=CAUSE, facts=facts)
 
