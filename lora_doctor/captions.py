@@ -129,7 +129,7 @@ def tag_table(texts: list[str], separator: str = ",", near_limit: int = 300) -> 
     """Most frequent tags, tags in every caption (the trigger word), near-duplicate spellings."""
     counts: Counter = Counter()
     for text in texts:
-        counts.update(dict.fromkeys(tags(text, separator)))
+        counts.update(list(dict.fromkeys(tags(text, separator))))
     in_every = [t for t, n in counts.most_common() if n == len(texts)] if texts else []
     groups: dict[str, list[str]] = {}
     for tag, _ in counts.most_common(near_limit):

@@ -79,6 +79,7 @@ def _no_bucket_sizes(ctx, sub: SubsetScan, reso, out: list[Finding]) -> None:
         large = [i for i in usable if i.width > w or i.height > h]
         small = [i for i in usable if i not in large and (i.width < w or i.height < h)]
     res = f"{w},{h}" if w != h else str(w)
+    fix_command = corrected_command(ctx, add=("enable_bucket",), set_=_bounds_for(ctx, reso))
     if large:
         worst = max(large, key=lambda i: i.pixels)
         out.append(Finding(
@@ -89,7 +90,7 @@ def _no_bucket_sizes(ctx, sub: SubsetScan, reso, out: list[Finding]) -> None:
                    "`AssertionError: image too large, but cropping and bucketing are disabled`.",
             fix="Add --enable_bucket (images are resized into aspect-ratio buckets), or --random_crop, "
                 "or resize the images to the resolution.",
-            fix_command=corrected_command(ctx, add=("enable_bucket",)),
+            fix_command=fix_command,
             cause="dataset.image_too_large_no_bucket",
             facts={"resolution": [w, h], "images": [i.path for i in large[:50]]}))
     if small:
@@ -101,9 +102,24 @@ def _no_bucket_sizes(ctx, sub: SubsetScan, reso, out: list[Finding]) -> None:
             detail=f"e.g. {worst.path} is {worst.width}×{worst.height}. Training stops when it loads them: "
                    "`AssertionError: image size is small`.",
             fix="Add --enable_bucket (small images are upscaled into a bucket), or use larger images.",
-            fix_command=corrected_command(ctx, add=("enable_bucket",)),
+            fix_command=fix_command,
             cause="dataset.image_too_small_no_bucket",
             facts={"resolution": [w, h], "images": [i.path for i in small[:50]]}))
+
+
+def _bounds_for(ctx, reso) -> dict[str, str]:
+    """min/max_bucket_reso values to add with --enable_bucket so its own asserts pass."""
+    from .dataset_scan import opt_int
+
+    steps = opt_int(ctx.options, "bucket_reso_steps", 64) or 64
+    lo = opt_int(ctx.options, "min_bucket_reso", 256)
+    hi = opt_int(ctx.options, "max_bucket_reso", 1024)
+    out = {}
+    if lo > min(reso):
+        out["min_bucket_reso"] = str(max(steps, min(reso) - min(reso) % steps))
+    if hi < max(reso):
+        out["max_bucket_reso"] = str(max(reso) + (-max(reso)) % steps)
+    return out
 
 
 def bucket_settings(ctx, settings, out: list[Finding]) -> tuple[int, int] | None:
@@ -330,7 +346,7 @@ def buckets(ctx, scan: Scan) -> list[Finding]:
         label = f"dataset {index}: " if len(scan.layout.datasets) > 1 else ""
         out.append(Finding(Severity.INFO, f"{label}{len(table.counts)} bucket{'s' * (len(table.counts) != 1)} in use "
                                           f"(counts include repeats)",
-                           detail="\n".join(table.lines() + [f"mean ar error (without repeats): {table.mean_ar_error:.4g}"]),
+                           detail="\n".join(table.lines() + [f"mean ar error (without repeats): {float(table.mean_ar_error)}"]),
                            facts={"buckets": [{"resolution": list(r), "count": n} for _, r, n in table.rows()],
                                   "mean_ar_error": table.mean_ar_error}))
         cropped = [(i, p) for i, p, _ in rows if p.crop_fraction() > CROP_WARN]
