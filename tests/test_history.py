@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -89,17 +90,21 @@ def test_history_lists_recent_runs_newest_first_with_outcome_and_cause(tmp_path,
     history.record_run(record(tmp_path))
     history.record_run(record(tmp_path, exit_code=1, exit_cause="exited with code 1",
                               diagnosis_id="dataset.image_too_large_no_bucket", diagnosis_title="An image is too large"))
+    history.record_run(record(tmp_path, exit_code=137, exit_cause="killed by SIGKILL"))
+    history.record_run(record(tmp_path, exit_code=1, exit_cause="exit code 1"))
     proc = run_cli(["history"], env=cli_env(isolated_env, home))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["ID", "WHEN", "SCRIPT", "DATASET", "OUTCOME", "TOOK", "CAUSE"]
-    assert lines[1].startswith("2 ") and "failed (1)" in lines[1] and "dataset.image_too_large_no_bucket" in lines[1]
-    assert lines[2].startswith("1 ") and " ok " in lines[2] and "img (3 img)" in lines[2]
-    assert "2 of 2 runs" in proc.stdout
+    assert lines[1].startswith("4 ") and re.search(r"failed \(1\) +1m00$", lines[1])  # nothing beyond the code
+    assert lines[2].startswith("3 ") and re.search(r"failed \(137\) +1m00 +killed by SIGKILL$", lines[2])
+    assert lines[3].startswith("2 ") and "failed (1)" in lines[3] and "dataset.image_too_large_no_bucket" in lines[3]
+    assert lines[4].startswith("1 ") and " ok " in lines[4] and "img (3 img)" in lines[4]
+    assert "4 of 4 runs" in proc.stdout
 
     data = json.loads(run_cli(["history", "--json", "-n", "1"], env=cli_env(isolated_env, home)).stdout)
-    assert data["total"] == 2 and [r["id"] for r in data["runs"]] == [2]
-    assert data["runs"][0]["diagnosis_id"] == "dataset.image_too_large_no_bucket"
+    assert data["total"] == 4 and [r["id"] for r in data["runs"]] == [4]
+    assert data["runs"][0]["exit_cause"] == "exit code 1"
     assert data["runs"][0]["dataset"][0]["images"] == 3
 
 

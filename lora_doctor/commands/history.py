@@ -105,6 +105,14 @@ def outcome_text(run: dict) -> str:
     return run["outcome"]
 
 
+def cause_text(run: dict) -> str:
+    """The diagnosis, or an exit cause that says more than the exit code (a signal, a stop)."""
+    if run["outcome"] == "ok":
+        return ""
+    cause = run.get("exit_cause") or ""
+    return run.get("diagnosis_id") or ("" if re.fullmatch(r"(exit(ed with)? code|exited) -?\d+", cause) else cause)
+
+
 def dataset_text(datasets) -> str:
     datasets = datasets or []
     if not datasets:
@@ -160,7 +168,7 @@ def list_runs(args) -> int:
         return 0
     rows = [[str(r["id"]), when(r["started_at"]), os.path.basename(r.get("script") or "?"),
              dataset_text(r.get("dataset")), outcome_text(r), duration(r),
-             (r.get("diagnosis_id") or (r.get("exit_cause") or "") if r["outcome"] != "ok" else "")]
+             cause_text(r)]
             for r in runs]
     for line in table(rows, ["ID", "WHEN", "SCRIPT", "DATASET", "OUTCOME", "TOOK", "CAUSE"]):
         emit(line)
@@ -186,8 +194,8 @@ def show_run(args) -> int:
         emit_json(run)
         return 0
     head = f"Run #{run['id']}: {outcome_text(run)}"
-    if run["outcome"] != "ok" and (run.get("diagnosis_id") or run.get("exit_cause")):
-        head += f" — {run.get('diagnosis_id') or run.get('exit_cause')}"
+    if cause_text(run):
+        head += f" — {cause_text(run)}"
     emit(head)
     field = lambda label, value: emit(f"  {label:<10}{value}")  # noqa: E731
     field("started", f"{when(run['started_at'])}  (ran {duration(run)})")
