@@ -1,13 +1,62 @@
-"""`lora-doctor diagnose` (not built yet)."""
+"""`lora-doctor diagnose LOG|-`: name the cause of a failed run from its log, with the fix."""
 
 from __future__ import annotations
 
+import os
+import sys
+
+from ..cli import UsageError
+from .common import add_plugin_dir
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("diagnose", help="(not built yet)")
-    p.set_defaults(handler=run)
+    p = sub.add_parser(
+        "diagnose", help="name the cause of a failed training run from its log",
+        description="Read a training log (a file, or - for stdin) and name the root cause with the fix. "
+                    "Exit code: 0 a known cause was found (or no failure in the log), 1 a failure with "
+                    "no known cause, 2 usage error.")
+    p.add_argument("log", metavar="LOG", help="the log file, or - to read stdin")
+    p.add_argument("--json", action="store_true", help="print one JSON object (diagnoses, failures, exit)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show frames, every failure and other details")
+    p.add_argument("--exit-code", type=int, default=None, metavar="N",
+                   help="the training process's exit code, when known")
+    add_plugin_dir(p)
+    p.set_defaults(handler=run, accepts_command=True)
+
+
+def _launch(args):
+    if not args.command:
+        return None
+    from .common import parse_launch
+
+    return parse_launch(args.command)
 
 
 def run(args) -> int:
-    print("lora-doctor diagnose: not built yet")
-    return 2
+    from ..match import diagnose_file, diagnose_stream
+
+    launch = _launch(args)
+    kwargs = dict(launch=launch, exit_code=args.exit_code, plugin_dirs=args.plugin_dir)
+    if args.log == "-":
+        report = diagnose_stream(sys.stdin.buffer, **kwargs)
+    else:
+        path = args.log
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such file (give the training log, or - to read stdin)")
+        if os.path.isdir(path):
+            raise UsageError(f"{path} is a folder: give the log file inside it")
+        try:
+            report = diagnose_file(path, **kwargs)
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if args.json:
+        from ..render import print_json
+
+        print_json(report.to_json())
+    else:
+        from ..diagnosis_render import render_report
+
+        render_report(report, verbose=args.verbose)
+    if report.diagnoses:
+        return 0
+    return 1 if report.failed else 0
