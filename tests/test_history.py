@@ -138,13 +138,19 @@ def test_history_show_prints_one_run_in_full_and_rejects_unknown_ids(tmp_path, h
 
 def test_prune_deletes_only_runs_older_than_the_age(tmp_path, home, isolated_env):
     old = time.time() - 100 * 86400
-    history.record_run(record(tmp_path, started_at=old, ended_at=old + 60))
+    history.record_run(record(tmp_path, started_at=old, ended_at=old + 60, facts={"packages": {"torch": "1.13.1"}}))
     history.record_run(record(tmp_path))
+    history.record_run(record(tmp_path))  # same facts as run 2: one shared blob
+    blobs = lambda: sqlite3.connect(str(home / "history.sqlite3")).execute("SELECT count(*) FROM blobs").fetchone()[0]  # noqa: E731
+    assert blobs() == 2
     env = cli_env(isolated_env, home)
     proc = run_cli(["history", "prune", "--older-than", "90d"], env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "Pruned 1 run started before" in proc.stdout and "1 remain" in proc.stdout
-    assert [r[0] for r in rows(home)] == [2]
+    assert "Pruned 1 run started before" in proc.stdout and "2 remain" in proc.stdout
+    assert [r[0] for r in rows(home)] == [2, 3]
+    assert blobs() == 1  # the pruned run's facts went with it; the shared ones stayed
+    shown = json.loads(run_cli(["history", "show", "3", "--json"], env=env).stdout)
+    assert shown["facts"]["packages"] == {"torch": "2.1.2", "transformers": "4.44.0"}
     bad = run_cli(["history", "prune", "--older-than", "ninety days"], env=env)
     assert bad.returncode == 2 and "--older-than: 'ninety days' is not an age" in bad.stderr
 
