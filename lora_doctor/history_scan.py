@@ -11,7 +11,6 @@ from typing import Mapping
 from .hf_auth import digest, home_dir
 
 MAX_BYTES = 32 << 20  # a history file bigger than this is read up to here
-WORD_RE = re.compile(r"[A-Za-z0-9_\-\.…]{8,}")
 
 
 @dataclass(frozen=True)
@@ -46,30 +45,40 @@ def history_files(env: Mapping[str, str]) -> list[tuple[str, Path]]:
     return out
 
 
-def lines_with(text: str, wanted: set[str]) -> tuple[int, ...]:
-    """1-based numbers of the lines holding a word whose digest is in `wanted`."""
-    hits = []
-    for number, line in enumerate(text.splitlines(), 1):
-        # quotes, '=' and ':' separate words in `--token=hf_…`, `HF_TOKEN="hf_…"`, `token:hf_…`
-        for word in WORD_RE.findall(line):
-            if digest(word) in wanted or any(digest(part) in wanted for part in _pieces(word)):
-                hits.append(number)
-                break
+@dataclass(frozen=True)
+class Needle:
+    """What is searched for: the token's digest, its length and its first 3 characters ("hf_")."""
+
+    digest: str
+    length: int
+    prefix: str
+
+    @classmethod
+    def of(cls, token: str) -> "Needle":
+        return cls(digest(token), len(token), token[:3])
+
+
+def lines_with(text: str, needle: Needle) -> tuple[int, ...]:
+    """1-based numbers of the lines holding the token: every string of its length that starts like
+    it is hashed and compared; a plain search for the prefix keeps this fast on big files."""
+    if needle.length < 4:
+        return ()
+    pattern = re.compile(re.escape(needle.prefix) + "(?=(.{%d}))" % (needle.length - len(needle.prefix)), re.DOTALL)
+    hits: list[int] = []
+    line, pos = 1, 0
+    for m in pattern.finditer(text):
+        if digest(needle.prefix + m.group(1)) != needle.digest:
+            continue
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        if not hits or hits[-1] != line:
+            hits.append(line)
     return tuple(hits)
-
-
-def _pieces(word: str):
-    start = word.find("hf_")
-    if start > 0:
-        yield word[start:]
-    trimmed = word.rstrip(".")
-    if trimmed != word:
-        yield trimmed
 
 
 def scan(token: str, env: Mapping[str, str]) -> list[Hit]:
     """Every history file holding `token` (compared by hash), with line numbers."""
-    wanted = {digest(token)}
+    needle = Needle.of(token)
     found = []
     for shell, path in history_files(env):
         try:
@@ -77,7 +86,7 @@ def scan(token: str, env: Mapping[str, str]) -> list[Hit]:
                 text = fh.read(MAX_BYTES).decode("utf-8", "replace")
         except OSError:
             continue
-        lines = lines_with(text, wanted)
+        lines = lines_with(text, needle)
         if lines:
             found.append(Hit(shell, path, lines))
     return found
@@ -85,5 +94,5 @@ def scan(token: str, env: Mapping[str, str]) -> list[Hit]:
 
 def argv_positions(token: str, argv: list[str]) -> list[int]:
     """0-based positions of command-line items that hold `token`."""
-    wanted = {digest(token)}
-    return [i for i, item in enumerate(argv) if lines_with(item, wanted)]
+    needle = Needle.of(token)
+    return [i for i, item in enumerate(argv) if lines_with(item, needle)]

@@ -277,9 +277,10 @@ def test_token_on_the_wrapped_command_line_is_reported(isolated_env):
 
 def test_history_lines_match_by_hash_only():
     token = new_token()
-    wanted = {hf_auth.digest(token)}
-    text = f"a\n--token={token}.\nx {token[:-1]}\n'{token}'\n"
-    assert history_scan.lines_with(text, wanted) == (2, 4)
+    needle = history_scan.Needle.of(token)
+    text = f"a\n--token={token}.\nx {token[:-1]}\n'{token}' {token}\nhf_{token[3:-1]}X\n"
+    assert history_scan.lines_with(text, needle) == (2, 4)
+    assert token not in repr(needle)
 
 
 # -- stored_tokens ---------------------------------------------------------------------------------
