@@ -51,8 +51,8 @@ def choose_tag(torch_version: str | None, capability: tuple[int, int] | None = N
     ordered = sorted(tags, key=lambda t: PREFERENCE.index(t) if t in PREFERENCE else 99)
     fits = list(ordered)
     if driver_cuda and _release(driver_cuda):
-        limit = _release(driver_cuda)[:2]
-        fits = [t for t in fits if _tag_cuda(t) <= limit] or fits
+        major = _release(driver_cuda)[0]  # minor-version compatibility within a CUDA major (FACTS §5)
+        fits = [t for t in fits if _tag_cuda(t)[0] <= major] or fits
     if capability and capability >= (10, 0):
         fits = [t for t in fits if _tag_cuda(t) >= (12, 8)] or [max(tags, key=_tag_cuda)]
     elif capability and capability < (7, 0):

@@ -22,8 +22,8 @@ def report_json(ctx, results, summary) -> dict:
     facts = ctx.facts.get()
     return {
         "version": __version__,
-        "target": {"python": ctx.python, "chosen_by": ctx.python_source,
-                   "sd_scripts": str(ctx.sd_scripts_dir) if ctx.sd_scripts_dir else None, **facts},
+        "target": {**facts, "interpreter": ctx.python, "chosen_by": ctx.python_source,
+                   "sd_scripts": str(ctx.sd_scripts_dir) if ctx.sd_scripts_dir else None},
         "command": None if ctx.launch is None else {"launcher": ctx.launch.launcher, "script": ctx.launch.script},
         "checks": [r.to_json() for r in results],
         "summary": summary,
