@@ -139,14 +139,14 @@ def combinations(t: Target, reported: set):
             reported.update(values)
             names = list(values)
             yield Finding(SEVERITY[rule["severity"]], rule["summary"].format(pin=pin_text, **values),
-                          detail=rule.get("detail", "").strip(), fix=rule["fix"] + " " + where_pins(t),
+                          detail=rule.get("detail", "").strip(), fix=rule["fix"],
                           fix_command=t.reinstall_pins(names), cause=rule["cause"],
                           facts={"compared with": t.source})
 
 
 def where_pins(t: Target) -> str:
-    return ("Run the checkout's requirements.txt with the training Python." if t.checkout
-            else "Install the pinned versions with the training Python.")
+    return ("Run the checkout's requirements.txt with the training Python (not a blind --upgrade)." if t.checkout
+            else "Install the pinned versions with the training Python (not a blind --upgrade).")
 
 
 def torch_pairs(t: Target, reported: set):
@@ -315,7 +315,7 @@ def pin_findings(t: Target, reported: set):
     for pin, have, cause in errors:
         reported.add(pin.name)
         yield Finding(Severity.ERROR, f"{pin.name} {have} is installed; this sd-scripts needs {pin.text}",
-                      fix="Install the pinned version, not a blind --upgrade. " + where_pins(t), fix_command=t.reinstall_pins([pin.name]), cause=cause, facts={"compared with": t.source})
+                      fix=where_pins(t), fix_command=t.reinstall_pins([pin.name]), cause=cause, facts={"compared with": t.source})
     if missing_core:
         names = [p.name for p in missing_core]
         yield Finding(Severity.ERROR, "not installed in the training Python: " + ", ".join(names),
@@ -367,7 +367,7 @@ def declared(t: Target, reported: set):
             yield Finding(Severity.ERROR if cause else Severity.WARN,
                           f"{dist} {t.version(dist)} requires {req.name}{SpecifierSet(str(req.specifier))}, "
                           f"but {have} is installed", detail="pip reports this as a broken requirement (pip check).",
-                          fix="Install versions that fit together. " + where_pins(t),
+                          fix="Install versions that fit together: " + where_pins(t)[0].lower() + where_pins(t)[1:],
                           fix_command=t.reinstall_pins([dist, dep]), cause=cause)
 
 
