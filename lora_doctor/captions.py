@@ -15,8 +15,6 @@ from dataclasses import dataclass
 CAPTION_READ_LIMIT = 1 << 16  # captions are short; a huge file is read only this far
 CLIP_WINDOW = 75  # 77 positions minus the start and end tokens
 OTHER_CAPTION_EXTENSIONS = (".txt", ".caption", ".tags", ".TXT", ".cap")
-# Legacy encodings tried, in order, on a caption that is not UTF-8 (the likely culprit first).
-ENCODINGS = ("cp932", "gbk", "big5", "cp949", "cp1251", "cp1252")
 
 
 @dataclass
@@ -37,27 +35,27 @@ def caption_path(image_path: str, extension: str) -> str:
     return os.path.splitext(image_path)[0] + extension
 
 
+def _decodes(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
 def guess_encoding(data: bytes) -> str:
-    """The legacy encoding that decodes these bytes most plausibly."""
+    """The legacy encoding these bytes most likely are (no statistics: script-specific tells)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
-    try:
-        if re.search("[\u3040-\u30ff]", data.decode("cp932")):
-            return "cp932"  # kana only come out of Japanese text
-    except UnicodeDecodeError:
-        pass
-    best, best_score = "cp1252", -1.0
-    for enc in ENCODINGS:
-        try:
-            text = data.decode(enc)
-        except (UnicodeDecodeError, LookupError):
-            continue
-        # prefer decodings whose characters are letters/CJK rather than symbols
-        letters = sum(1 for ch in text if ch.isalnum() or ch in " ,._-()")
-        score = letters / max(1, len(text))
-        if score > best_score + 1e-9:
-            best, best_score = enc, score
-    return best
+    high = sum(1 for b in data if b >= 0x80)
+    if high <= len(data) * 0.3:  # mostly ASCII: accented Western text
+        return "cp1252"
+    text = _decodes(data, "cp932")
+    if text and re.search("[\u3040-\u30ff]", text):
+        return "cp932"  # hiragana/katakana come only out of Japanese text
+    for encoding in ("gbk", "big5", "cp949", "cp932"):  # GBK first: the commonest after Shift-JIS
+        if _decodes(data, encoding):
+            return encoding
+    return "cp1252"
 
 
 def read_caption(image_path: str, extension: str, wildcard: bool = False) -> Caption:
@@ -92,12 +90,12 @@ _WORD = re.compile(r"[A-Za-z]+|[0-9]|[^\sA-Za-z0-9]")
 
 def estimate_tokens(text: str) -> int:
     """A rough CLIP BPE token count without the vocabulary (no network): common words are one
-    token, long words one per ~6 letters, digits and punctuation one each, non-ASCII about one
+    token, words over 12 letters one more per ~6 letters, digits and punctuation one each, non-ASCII about one
     per 1–3 characters. Good to ±20 % on tag-style captions."""
     count = 0
     for piece in _WORD.findall(text.lower()):
         if piece.isascii() and piece.isalpha():
-            count += 1 + (len(piece) - 1) // 6
+            count += 1 + max(0, len(piece) - 7) // 6
         elif piece.isascii():
             count += 1
         else:

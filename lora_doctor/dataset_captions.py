@@ -62,7 +62,7 @@ def captions(ctx, scan: Scan) -> list[Finding]:
 
 def _missing(ctx, scan: Scan, pairs, out: list[Finding]) -> None:
     for sub in scan.subsets:
-        missing = [c.path for c in sub.captions if c.status == "missing"]
+        missing = [i.path for i, c in zip(sub.images, sub.captions) if c.status == "missing"]
         if not missing:
             continue
         ext = sub.subset.caption_extension

@@ -358,7 +358,7 @@ def load_config_file(path: Path) -> tuple[dict | None, Finding | None]:
     try:
         return tomllib.loads(text), None
     except tomllib.TOMLDecodeError as exc:
-        backslash = "\\" in text and ("escape" in str(exc).lower() or "unescaped" in str(exc).lower())
+        backslash = "\\" in text and any(w in str(exc).lower() for w in ("escape", "hex", "unicode"))
         fix = ("Windows paths in double quotes need doubled backslashes: write 'C:\\data\\img' in single "
                "quotes, \"C:\\\\data\\\\img\", or use forward slashes \"C:/data/img\"." if backslash
                else "Fix the TOML syntax at that line (strings in quotes, [[datasets]] / [[datasets.subsets]] tables).")
