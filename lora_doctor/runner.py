@@ -134,14 +134,16 @@ class LineWatcher:
         self.pending = b""
         self.fragments = fragments
         self.found = b""
+        self._tail = b""
         self._overlap = max((len(f) for f in fragments), default=1) - 1
 
     def feed(self, data: bytes) -> None:
         if self.fragments and not self.found:
-            window = self.pending[-self._overlap:] + data if self._overlap else data
+            window = self._tail + data
             for frag in self.fragments:
                 if frag in window:
                     self.found = frag
+            self._tail = window[-self._overlap:] if self._overlap else b""
         if self.callback is None:
             return
         data = self.pending + data

@@ -1,0 +1,88 @@
+"""The watch plugin (lora_doctor_watch_line) and the runner's line splitting that feeds it."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from lora_doctor.pluginmanager import PluginHost
+from lora_doctor.plugins.watch import loss_is_nan, lora_doctor_watch_line
+from lora_doctor.runner import LineWatcher, LogWriter, strip_ansi
+
+CTX = SimpleNamespace(options={"train_batch_size": "4", "learning_rate": "1e-3", "mixed_precision": "fp16"})
+
+
+@pytest.mark.parametrize("line", [
+    "steps:  12%|█▏        | 12/100 [00:10<01:20,  1.1it/s, avr_loss=nan]",
+    "epoch 1, step 30: loss=NaN",
+    "steps: 3/10 [avr_loss=-nan, lr=1e-4]",
+])
+def test_nan_loss_hint(line):
+    hint = lora_doctor_watch_line(line, CTX)
+    assert hint.startswith("loss is NaN")
+    assert "your --learning_rate 1e-3" in hint and "bf16" in hint
+    assert loss_is_nan(line)
+
+
+@pytest.mark.parametrize("line", [
+    "steps:  12%|█▏        | 12/100 [00:10<01:20,  1.1it/s, avr_loss=0.0912]",
+    "INFO     nan_check disabled",
+    "loss=nano",
+])
+def test_ordinary_lines_say_nothing(line):
+    assert lora_doctor_watch_line(line, CTX) is None
+    assert not loss_is_nan(line)
+
+
+def test_oom_hint_names_this_runs_values():
+    line = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+            "capacity of 7.79 GiB of which 1.02 GiB is free.")
+    hint = lora_doctor_watch_line(line, CTX)
+    assert hint.startswith("CUDA out of memory")
+    assert "your --train_batch_size 4 -> 1" in hint
+    assert "--gradient_checkpointing" in hint
+
+
+def test_registered_through_the_plugin_host():
+    host = PluginHost(entry_points=False)
+    results = dict(host.call_each("lora_doctor_watch_line", line="avr_loss=nan", context=CTX))
+    assert results["lora_doctor.plugins.watch"].startswith("loss is NaN")
+
+
+def test_line_watcher_sees_progress_lines_split_across_reads():
+    seen = []
+    watcher = LineWatcher(seen.append)
+    for chunk in (b"\rsteps: 1 [avr_lo", b"ss=0.1]\rsteps: 2 [\x1b[32mavr_loss=nan\x1b[0m]", b"\r", b"tail"):
+        watcher.feed(chunk)
+    watcher.flush()
+    assert seen == ["steps: 1 [avr_loss=0.1]", "steps: 2 [avr_loss=nan]", "tail"]
+
+
+def test_line_watcher_floods_keep_interesting_lines_and_the_tail():
+    seen = []
+    watcher = LineWatcher(seen.append)
+    block = b"".join(b"ordinary line %d\n" % i for i in range(5000))
+    block = block.replace(b"ordinary line 100\n", b"RuntimeError: CUDA out of memory\n")
+    watcher.feed(block)
+    assert "RuntimeError: CUDA out of memory" in seen
+    assert seen[-1] == "ordinary line 4999"
+    assert len(seen) < 1000  # bounded work per read
+
+
+def test_silent_failure_fragment_found_across_reads():
+    watcher = LineWatcher(None, fragments=(b"No data found",))
+    watcher.feed(b"... No da")
+    watcher.feed(b"ta found. Please verify")
+    assert watcher.found == b"No data found"
+
+
+def test_log_writer_redacts_across_reads_and_keeps_other_bytes(tmp_path):
+    path = tmp_path / "l.log"
+    log = LogWriter(str(path))
+    for chunk in (b"a\xff\x00b --hf_token hf_abcd", b"efghijkl ok\r", b"progress\rtoken=", b"hf_zzzzzzzzz"):
+        log.write(chunk)
+    log.close()
+    assert path.read_bytes() == b"a\xff\x00b --hf_token [REDACTED] ok\rprogress\rtoken=hf_[REDACTED]"
+
+
+def test_strip_ansi():
+    assert strip_ansi("\x1b[2K\x1b[1;31mError\x1b[0m \x1b]0;title\x07done") == "Error done"
