@@ -3,6 +3,8 @@ and the tokenizer sd-scripts always fetches from the Hub."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lora_doctor.hookspecs import hookimpl
 from lora_doctor.model import Check, Finding, Severity
 
@@ -84,13 +86,19 @@ def repo_model(ctx, repo: str):
                       cause="model.hf_repo_removed")
         return
     snapshot = hub_repo.cached_snapshot(ctx.env, repo)
+    if snapshot is not None and not (snapshot / "model_index.json").is_file():
+        snapshot = None  # only some files of the repo were fetched (e.g. a tokenizer)
     if snapshot is not None:
         findings, kind = inspect_folder(snapshot, ctx)
         if all(f.severity == Severity.OK for f in findings):
             yield Finding(Severity.OK, f"{repo} is in the Hugging Face cache ({snapshot})",
                           facts={"snapshot": str(snapshot)})
-        else:
+        elif ctx.is_offline:
             yield from findings
+        else:  # online, from_pretrained fetches what the cache lacks
+            for f in findings:
+                yield replace(f, severity=min(f.severity, Severity.WARN),
+                              summary=f.summary + " (online, the missing files download on the first run)")
         if kind is not None:
             yield from fit_findings(kind, ctx, repo)
     if ctx.is_offline:

@@ -371,3 +371,17 @@ def test_cli_reports_the_seed_troubles(tmp_path, isolated_env):
                    env=isolated_env, cwd=tmp_path)
     assert "base model not found: nowhere/model.safetensors" in proc.stdout
     assert f"working directory: {tmp_path}" in proc.stdout and proc.returncode == 1
+
+
+def test_incomplete_cached_snapshot_is_an_error_offline_and_a_warning_online(tmp_path):
+    snap = tmp_path / "hf" / "hub" / "models--org--partial" / "snapshots" / "s1"
+    diffusers_folder(snap, skip=("unet",))
+    blobs = snap.parent.parent / "blobs"
+    blobs.mkdir()
+    (blobs / "0123abcd.incomplete").write_bytes(b"\0" * 10)
+    env = {"HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
+    f = worst(findings(check_model, ctx_for(tmp_path, "--pretrained_model_name_or_path", "org/partial", env=env)))
+    assert f.severity == Severity.ERROR and "unet/ (folder missing)" in f.detail and ".incomplete" in f.detail
+    with HubServer(repos={"org/partial": {"status": "ok"}}) as hub:
+        fs = findings(check_model, online_ctx(tmp_path, hub, "org/partial"))
+    assert worst(fs).severity == Severity.WARN and "download on the first run" in worst(fs).summary
