@@ -323,8 +323,11 @@ class LogParser:
             return
         if not s.startswith("│"):
             return
-        inner = s[1:-1] if s.endswith("│") and len(s) > 1 else s[1:]
+        closed = s.endswith("│") and len(s) > 1
+        inner = s[1:-1] if closed else s[1:]
         content = inner[1:] if inner.startswith(" ") else inner
+        if closed and content.endswith(" "):
+            content = content[:-1]  # the box's right margin
         body = content.strip()
         if not body:
             self._rich_header_done()
@@ -333,7 +336,7 @@ class LogParser:
                 or "frames hidden" in body:
             self._rich_header_done()
             return
-        full = not content.endswith(" ") and len(content) >= 60
+        full = closed and not content.endswith(" ")  # hard-wrapped at the box edge: no space lost
         if tb.header and not tb.header_full:
             tb.header.append(" ")
         tb.header.append(body)

@@ -1,0 +1,269 @@
+"""Matching and ranking: signatures from plugin folders, code matchers, the report's JSON."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+
+import pytest
+
+from lora_doctor.command import parse_command
+from lora_doctor.match import diagnose_file, diagnose_text
+from lora_doctor.pluginmanager import PluginHost
+
+CODE_ONLY = ("lora_doctor.plugins.diagnose_code",)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_plugins(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("LORA_DOCTOR_PLUGIN_PATH", raising=False)
+
+
+def host_with(tmp_path, *files: str, builtins=CODE_ONLY) -> PluginHost:
+    folder = tmp_path / "sigs"
+    folder.mkdir(exist_ok=True)
+    for i, text in enumerate(files):
+        (folder / f"s{i}.toml").write_text(textwrap.dedent(text), encoding="utf-8")
+    return PluginHost([str(folder)], builtins=builtins, entry_points=False)
+
+
+LOG = """\
+Traceback (most recent call last):
+  File "/sd/library/train_util.py", line 1634, in __getitem__
+    assert (
+AssertionError: image too large, but cropping and bucketing are disabled: /data/1_x/big.png
+"""
+
+GENERIC = """
+[[signature]]
+id = "test.any_assertion"
+title = "Some assertion failed"
+[signature.match]
+exception = ["AssertionError"]
+fix = ["generic"]
+"""
+SPECIFIC = """
+[[signature]]
+id = "dataset.image_too_large_no_bucket"
+title = "{image} is larger than the resolution"
+[signature.match]
+exception = ["AssertionError"]
+message = 'image too large.*: (?P<image>\\S+)$'
+frame = 'train_util\\.py:__getitem__'
+why = "Resolution is {option:resolution}, bucketing is off."
+fix = ["Turn bucketing on for {image}."]
+refs = ["https://example.invalid/bucket"]
+[signature.edit]
+add = ["--enable_bucket"]
+remove = ["--cache_latents"]
+set = { resolution = "512,512" }
+"""
+
+
+def test_the_more_specific_signature_wins_and_the_other_is_listed(tmp_path):
+    report = diagnose_text(LOG, host=host_with(tmp_path, GENERIC, SPECIFIC))
+    assert [d.signature_id for d in report.diagnoses] == ["dataset.image_too_large_no_bucket", "test.any_assertion"]
+    assert report.diagnoses[0].confidence > report.diagnoses[1].confidence
+
+
+def test_priority_beats_specificity(tmp_path):
+    urgent = GENERIC.replace('title = "Some assertion failed"', 'title = "x"\npriority = 90')
+    report = diagnose_text(LOG, host=host_with(tmp_path, urgent, SPECIFIC))
+    assert report.diagnoses[0].signature_id == "test.any_assertion"
+
+
+def test_fix_text_placeholders_and_corrected_command(tmp_path):
+    launch = parse_command(["accelerate", "launch", "--num_processes", "1", "train_network.py",
+                            "--resolution=1024,1024", "--cache_latents", "--hf_token", "hf_abcdefghijklmnopqrstuvwxyz",
+                            "--output_dir", "/out dir"])
+    report = diagnose_text(LOG, launch=launch, host=host_with(tmp_path, SPECIFIC))
+    d = report.diagnoses[0]
+    assert d.title == "/data/1_x/big.png is larger than the resolution"
+    assert d.why == "Resolution is 1024,1024, bucketing is off."
+    assert d.fix[0] == "Turn bucketing on for /data/1_x/big.png."
+    assert d.fix[-1] == "Change the command: add --enable_bucket; set --resolution=512,512; remove --cache_latents."
+    assert d.fix_command.startswith("accelerate launch --num_processes 1 train_network.py")
+    assert "--enable_bucket" in d.fix_command and "--resolution 512,512" in d.fix_command
+    assert "--cache_latents" not in d.fix_command and "1024" not in d.fix_command
+    assert "'/out dir'" in d.fix_command
+    assert "hf_abcdefghijklmnopqrstuvwxyz" not in d.fix_command
+    assert d.refs == ["https://example.invalid/bucket"]
+
+
+def test_log_conditions_and_exit_code(tmp_path):
+    sig = """
+    [[signature]]
+    id = "dataset.no_data"
+    title = "No data"
+    [signature.match]
+    log_all = ['No data found']
+    log_none = ['Traceback']
+    exit_code = [0]
+    fix = ["point it at the parent folder"]
+    """
+    host = host_with(tmp_path, sig)
+    text = "INFO start\nERROR No data found. Please verify arguments\n"
+    assert diagnose_text(text, exit_code=0, host=host).diagnoses[0].signature_id == "dataset.no_data"
+    assert diagnose_text(text, exit_code=1, host=host).diagnoses == []
+    assert diagnose_text(text + LOG, exit_code=0, host=host).diagnoses == []
+    assert diagnose_text("all good\n", exit_code=0, host=host).diagnoses == []
+
+
+def test_a_bad_file_costs_only_itself(tmp_path):
+    broken_toml = "[[signature]]\nid = 'x.y'\ntitle = \n"
+    bad_schema = """
+    [[signature]]
+    id = "test.bad"
+    title = "Bad"
+    colour = "red"
+    [signature.match]
+    message = '(unclosed'
+    fix = ["x"]
+    """
+    report = diagnose_text(LOG, host=host_with(tmp_path, broken_toml, bad_schema, SPECIFIC))
+    assert report.diagnoses[0].signature_id == "dataset.image_too_large_no_bucket"
+    errors = "\n".join(report.signature_errors)
+    assert "s0.toml:3: not valid TOML" in errors
+    assert "s1.toml:5: unknown key 'colour'" in errors
+    assert "s1.toml:6: match.message: regex '(unclosed' does not compile" in errors
+
+
+def test_a_nested_quantifier_from_a_plugin_folder_is_refused(tmp_path):
+    evil = """
+    [[signature]]
+    id = "test.evil"
+    title = "Evil"
+    [signature.match]
+    log_any = ['(a+)+$']
+    fix = ["x"]
+    """
+    log = ("a" * 5000 + "b\n") * 20 + LOG
+    start = time.monotonic()
+    report = diagnose_text(log, host=host_with(tmp_path, evil, SPECIFIC))
+    assert time.monotonic() - start < 5
+    assert report.diagnoses[0].signature_id == "dataset.image_too_large_no_bucket"
+    assert any("nests quantifiers" in e for e in report.signature_errors)
+
+
+def test_a_catastrophic_regex_the_static_check_misses_is_stopped_by_the_time_budget(tmp_path):
+    evil = """
+    [[signature]]
+    id = "test.evil"
+    title = "Evil"
+    [signature.match]
+    log_any = ['^(a|aa)+$']
+    fix = ["x"]
+    """
+    log = "a" * 60 + "b\n" + LOG
+    start = time.monotonic()
+    report = diagnose_text(log, host=host_with(tmp_path, evil, SPECIFIC))
+    assert time.monotonic() - start < 5
+    assert [d.signature_id for d in report.diagnoses] == ["dataset.image_too_large_no_bucket"]
+    assert any("took longer than" in e and "s0.toml" in e for e in report.signature_errors)
+
+
+OOM_OLD = """\
+Traceback (most recent call last):
+  File "/sd/train_network.py", line 900, in train
+    noise_pred = unet(noisy_latents, timesteps, text_embeddings)
+torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.01 GiB (GPU 0; 3.78 GiB total capacity; 2.46 GiB already allocated; 481.06 MiB free; 2.49 GiB reserved in total by PyTorch) If reserved memory is >> allocated memory try setting max_split_size_mb to avoid fragmentation.
+"""
+
+
+def test_oom_names_the_figures_and_what_to_change_first(tmp_path):
+    launch = parse_command(["accelerate", "launch", "train_network.py", "--train_batch_size=4",
+                            "--resolution=768,768", "--mixed_precision=no"])
+    report = diagnose_text(OOM_OLD, launch=launch, host=host_with(tmp_path))
+    d = report.diagnoses[0]
+    assert d.signature_id == "cuda.oom"
+    assert "2.01 GiB" in d.why and "481 MiB" in d.why and "3.78 GiB" in d.why and "batch size (now 4)" in d.why
+    assert d.fix[0].startswith("Train in mixed precision: --mixed_precision=fp16")
+    assert any("--train_batch_size=2 with --gradient_accumulation_steps=2" in s for s in d.fix)
+    assert "--mixed_precision fp16" in d.fix_command and "--gradient_checkpointing" in d.fix_command
+    assert "--train_batch_size=4" in d.fix_command
+
+
+def test_oom_new_format_and_a_matching_signature_merge(tmp_path):
+    sig = """
+    [[signature]]
+    id = "cuda.oom"
+    title = "The GPU ran out of memory"
+    [signature.match]
+    message = 'CUDA out of memory'
+    why = "Signature text."
+    fix = ["signature step"]
+    refs = ["https://example.invalid/oom"]
+    """
+    text = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total capacity "
+            "of 23.65 GiB of which 3.31 MiB is free. Including non-PyTorch memory, this process has 23.6 GiB "
+            "memory in use.\n")
+    report = diagnose_text(text, host=host_with(tmp_path, sig))
+    assert [d.signature_id for d in report.diagnoses] == ["cuda.oom"]
+    d = report.diagnoses[0]
+    assert "20 MiB" in d.why and "23.65 GiB" in d.why and "Signature text." in d.why
+    assert d.fix[-1] == "signature step" and "https://example.invalid/oom" in d.refs
+
+
+def test_nan_loss_with_a_huge_learning_rate(tmp_path):
+    launch = parse_command(["accelerate", "launch", "train_network.py", "--learning_rate=1e6"])
+    bars = "".join(f"steps: {i * 10}%|#| {i}/10 [00:01<00:01, avr_loss={'nan' if i > 2 else '1.1'}]\n"
+                   for i in range(1, 11))
+    report = diagnose_text(bars + "saving checkpoint\n", launch=launch, exit_code=0, host=host_with(tmp_path))
+    d = report.diagnoses[0]
+    assert d.signature_id == "train.loss_nan"
+    assert d.fix[0].startswith("Lower the learning rate: 1e+06")
+    assert "--learning_rate 1e-4" in d.fix_command
+    assert "avr_loss=nan" in d.evidence[0] and "3/10" in d.evidence[0]
+
+
+@pytest.mark.parametrize("text,exit_code,cause", [
+    ("loading checkpoint\nKilled\n", None, "os.process_killed_out_of_ram"),
+    ("loading checkpoint\n", -9, "os.process_killed_out_of_ram"),
+    ("loading checkpoint\n", 137, "os.process_killed_out_of_ram"),
+    ("OSError: [WinError 1455] The paging file is too small for this operation to complete.\n", 1,
+     "os.windows_paging_file_too_small"),
+])
+def test_killed_process(tmp_path, text, exit_code, cause):
+    report = diagnose_text(text, exit_code=exit_code, host=host_with(tmp_path))
+    assert report.diagnoses[0].signature_id == cause
+    assert report.failed
+
+
+def test_access_violation_gets_no_made_up_cause(tmp_path):
+    report = diagnose_text("loading\n", exit_code=3221225477, host=host_with(tmp_path))
+    assert report.diagnoses == [] and report.failed
+    assert report.exit.ntstatus == "0xC0000005 access violation"
+
+
+def test_report_json_shape_and_secrets(tmp_path):
+    text = LOG.replace("/data/1_x/big.png", "/data/hf_abcdefghijklmnopqrstuvwxyz/big.png")
+    report = diagnose_text(text, exit_code=1, host=host_with(tmp_path, SPECIFIC))
+    data = report.to_json()
+    dumped = json.dumps(data)
+    assert "hf_abcdefghijklmnopqrstuvwxyz" not in dumped
+    assert set(data) >= {"diagnoses", "failures", "exit", "signature_errors"}
+    assert set(data["diagnoses"][0]) >= {"id", "title", "confidence", "evidence", "why", "fix", "fix_command", "refs"}
+    assert set(data["failures"][0]) >= {"exception", "message", "frames", "rank"}
+    assert data["exit"]["code"] == 1
+
+
+def test_diagnose_file_streams_the_same_result(tmp_path):
+    path = tmp_path / "train.log"
+    path.write_bytes(("steps: 1%|#| 1/100\n" * 50000 + LOG).encode())
+    host = host_with(tmp_path, SPECIFIC)
+    assert diagnose_file(path, host=host).diagnoses[0].signature_id == "dataset.image_too_large_no_bucket"
+
+
+def test_a_raising_code_matcher_is_isolated(tmp_path):
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "boom.py").write_text(
+        "from lora_doctor import hookimpl\n\n@hookimpl\ndef lora_doctor_diagnose(failure, context):\n"
+        "    '''Always raises.'''\n    raise RuntimeError('boom')\n")
+    (plugin_dir / "s.toml").write_text(textwrap.dedent(SPECIFIC))
+    host = PluginHost([str(plugin_dir)], builtins=CODE_ONLY, entry_points=False)
+    report = diagnose_text(LOG, host=host)
+    assert report.diagnoses[0].signature_id == "dataset.image_too_large_no_bucket"
+    assert any("boom" in e for e in report.plugin_errors)
