@@ -73,6 +73,7 @@ def check_token(ctx):
     if hf_auth.oidc_in_use(env, hub_version):
         yield Finding(Severity.INFO, "HF_OIDC_RESOURCE is set: huggingface_hub exchanges a CI identity token "
                       "first and uses the sources below only if that fails", facts=facts)
+    yield from _upload(ctx, active)
     if active is None:
         login = hf_auth.login_command(hub_version, relogin=False)
         yield Finding(Severity.OK, "no Hugging Face token (fine for public models; gated ones need one)",
@@ -185,6 +186,43 @@ def _exposure(ctx, token):
                       detail="Command lines are visible to other users (ps) and end up in shell history and logs.",
                       fix=revoke.replace(", then delete the line(s) from the file", "")
                       + " Pass it through `hf auth login` or HF_TOKEN instead.")
+
+
+def _upload(ctx, active):
+    """--huggingface_repo_id uploads after training with --huggingface_token or the active token."""
+    from lora_doctor import hf_auth, history_scan
+    from lora_doctor.hf_auth import shown as mask
+
+    repo = ctx.option("huggingface_repo_id")
+    option = ctx.option("huggingface_token")
+    option = option if isinstance(option, str) and option.strip() else None
+    argv = list(ctx.launch.argv) if ctx.launch else []
+    if option and not (active and hf_auth.digest(hf_auth.clean(option) or "") == hf_auth.digest(active.token)) \
+            and history_scan.argv_positions(option, argv):
+        yield Finding(Severity.WARN, f"--huggingface_token {mask(option)} is on the command line, visible to other "
+                      "users (ps), in shell history and in logs",
+                      fix="Put huggingface_token in the --config_file TOML instead, or drop it and log in; revoke "
+                          f"this token at {hf_auth.TOKENS_PAGE} if the history or logs were shared.")
+    if not isinstance(repo, str) or not repo:
+        return
+    token = hf_auth.clean(option) if option else (active.token if active else None)
+    where = "--huggingface_token" if option else (active.label if active else "")
+    if token is None:
+        yield Finding(Severity.WARN, f"--huggingface_repo_id {repo} uploads after training, but there is no token",
+                      fix="Log in before training, or pass --huggingface_token in the --config_file TOML.")
+        return
+    if ctx.is_offline:
+        return
+    result = hf_auth.whoami(token, ctx.env)
+    if result.bad and option:  # a bad active token is already an error below
+        yield Finding(Severity.WARN, f"the upload to {repo} after training will be refused: the token from {where} "
+                      f"({mask(token)}) is {result.status}", cause=CAUSE,
+                      fix=f"Create a write token at {hf_auth.TOKENS_PAGE} and use it for the upload.")
+    elif result.status == "valid" and result.role == "read":
+        yield Finding(Severity.WARN, f"the upload to {repo} after training will be refused: the token from {where} "
+                      f"({mask(token)}) is a read token",
+                      fix=f"Create a write (or fine-grained with write access to {repo}) token at "
+                          f"{hf_auth.TOKENS_PAGE}.")
 
 
 def _stored(sources, active):

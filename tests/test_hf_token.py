@@ -295,3 +295,25 @@ def test_stored_tokens_are_read_and_a_broken_unused_one_is_mentioned(isolated_en
     found = findings(make_ctx(isolated_env, offline=True))
     old = next(f for f in found if "'old'" in f.summary)
     assert old.severity == Severity.INFO and "hf auth logout --token-name old" in old.fix
+
+
+# -- --huggingface_repo_id uploads after training ---------------------------------------------------
+
+def test_upload_with_a_read_token_and_a_token_on_the_command_line(isolated_env):
+    active, upload = new_token(), new_token()
+    argv = ["accelerate", "launch", "train_network.py", "--huggingface_repo_id", "me/lora",
+            "--huggingface_token", upload]
+    with HubServer(tokens={active: {"name": "amy", "role": "write"}, upload: {"name": "amy", "role": "read"}}) as hub:
+        found = findings(make_ctx(dict(isolated_env, HF_ENDPOINT=hub.url, HF_TOKEN=active), argv=argv))
+    summaries = [f.summary for f in found if f.severity == Severity.WARN]
+    assert any("upload to me/lora after training will be refused" in s and "read token" in s for s in summaries)
+    assert any("--huggingface_token" in s and "command line" in s for s in summaries)
+    assert_never_shown(found, upload)
+
+
+def test_upload_with_the_valid_write_login_token_is_quiet(isolated_env):
+    active = new_token()
+    argv = ["accelerate", "launch", "train_network.py", "--huggingface_repo_id", "me/lora"]
+    with HubServer(tokens={active: {"name": "amy", "role": "write"}}) as hub:
+        found = findings(make_ctx(dict(isolated_env, HF_ENDPOINT=hub.url, HF_TOKEN=active), argv=argv))
+    assert [f.severity for f in found] == [Severity.OK]
