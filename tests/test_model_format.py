@@ -385,3 +385,19 @@ def test_incomplete_cached_snapshot_is_an_error_offline_and_a_warning_online(tmp
     with HubServer(repos={"org/partial": {"status": "ok"}}) as hub:
         fs = findings(check_model, online_ctx(tmp_path, hub, "org/partial"))
     assert worst(fs).severity == Severity.WARN and "download on the first run" in worst(fs).summary
+
+
+def test_planted_token_never_appears_in_cli_output(tmp_path, isolated_env):
+    token = "hf_" + "Q" * 34
+    repos = dict(REPOS, **{"org/gated": {"status": "gated"}})
+    with HubServer(tokens={token: {"name": "alice"}}, repos=repos) as hub:
+        env = dict(isolated_env, HF_TOKEN=token, HF_ENDPOINT=hub.url)
+        outputs = []
+        for model, fmt in (("org/gated", "--json"), ("runwayml/stable-diffusion-v1-5", "-v")):
+            proc = run_cli(["env", fmt, "--only", "model", "--", "accelerate", "launch", "train_network.py",
+                            "--pretrained_model_name_or_path", model, "--huggingface_token", token],
+                           env=env, cwd=tmp_path)
+            outputs.append(proc.stdout + proc.stderr)
+        assert any(auth for _, _, auth in hub.requests)  # the token was sent to the (loopback) Hub only
+    assert all(token not in out and token[3:] not in out for out in outputs)
+    assert "auth.gated_repo_no_access" in outputs[0] and "stable-diffusion-v1-5/stable-diffusion-v1-5" in outputs[1]
