@@ -120,8 +120,8 @@ def inspect_file(path: Path, ctx) -> tuple[list[Finding], ModelKind | None]:
                         cause="model.file_corrupt", facts=facts)], None
     kind = classify(header)
     facts.update(kind=kind.name, tensors=len(header.tensors))
-    gb = size / 1e9
-    summary = f"{kind.label}: {path.name} ({gb:.2f} GB, {len(header.tensors)} tensors)"
+    shown = f"{size / 1e9:.2f} GB" if size >= 1e8 else f"{size / 1e6:.1f} MB"
+    summary = f"{kind.label}: {path.name} ({shown}, {len(header.tensors)} tensors)"
     return [Finding(Severity.OK, summary, facts=facts)], kind
 
 
