@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .captions import CLIP_WINDOW, tag_table
-from .dataset_doctor import Scan, corrected_command, listing, names
+from .dataset_doctor import Scan, corrected_command, listing, names, plural
 from .dataset_scan import opt_int
 from .model import Finding, Severity
 
@@ -28,31 +28,31 @@ def captions(ctx, scan: Scan) -> list[Finding]:
     _missing(ctx, scan, pairs, out)
     empty = [c.path for _, c, _ in pairs if c.status == "empty"]
     if empty:
-        out.append(Finding(Severity.ERROR, f"{len(empty)} caption files are empty (0 bytes): {names(empty)}",
+        out.append(Finding(Severity.ERROR, f"{plural(len(empty), 'caption file')} are empty (0 bytes): {names(empty)}",
                            detail="sd-scripts stops with `AssertionError: caption file is empty`.\n" + listing(empty),
                            fix="Write the caption into each file, or delete the empty files (the folder's class "
                                "token is used instead).", cause="dataset.caption_empty", facts={"files": empty[:50]}))
     blank = [c.path for _, c, _ in pairs if c.status == "blank"]
     if blank:
-        out.append(Finding(Severity.WARN, f"{len(blank)} caption files have an empty first line: those images "
+        out.append(Finding(Severity.WARN, f"{plural(len(blank), 'caption file')} have an empty first line: those images "
                                           f"train with an empty caption: {names(blank)}",
                            fix="Put the caption on the first line (sd-scripts reads only the first line).",
                            cause="dataset.caption_empty", facts={"files": blank[:50]}))
     unreadable = [(c.path, c.error) for _, c, _ in pairs if c.status == "unreadable"]
     if unreadable:
-        out.append(Finding(Severity.ERROR, f"{len(unreadable)} caption files cannot be read: "
+        out.append(Finding(Severity.ERROR, f"{plural(len(unreadable), 'caption file')} cannot be read: "
                                            f"{names([p for p, _ in unreadable])} ({unreadable[0][1]})",
                            fix="Fix their permissions, or replace them with plain text files."))
     _not_utf8(pairs, out)
     bom = [c.path for _, c, _ in pairs if c.status in ("ok", "blank") and c.bom]
     if bom:
-        out.append(Finding(Severity.WARN, f"{len(bom)} caption files start with a UTF-8 BOM: sd-scripts keeps it, "
+        out.append(Finding(Severity.WARN, f"{plural(len(bom), 'caption file')} start with a UTF-8 BOM: sd-scripts keeps it, "
                                           f"so the first tag gets an invisible character: {names(bom)}",
                            fix="Re-save them as UTF-8 without BOM (this rewrites the files listed):",
                            fix_command=_convert_command(bom, "utf-8-sig"), facts={"files": bom[:50]}))
     multi = [c.path for _, c, s in pairs if c.extra_lines and not s.subset.enable_wildcard]
     if multi:
-        out.append(Finding(Severity.INFO, f"{len(multi)} caption files have more than one line: sd-scripts uses only "
+        out.append(Finding(Severity.INFO, f"{plural(len(multi), 'caption file')} have more than one line: sd-scripts uses only "
                                           f"the first: {names(multi)}",
                            fix="Join the lines with commas, or set enable_wildcard = true in a dataset TOML."))
     _length(ctx, pairs, out)
@@ -103,7 +103,7 @@ def _not_utf8(pairs, out: list[Finding]) -> None:
                  "big5": "Big5 (Traditional Chinese)", "cp949": "cp949 (Korean Windows)",
                  "utf-16": "UTF-16 (Notepad 'Unicode')"}.get(enc, enc)
         out.append(Finding(
-            Severity.ERROR, f"{len(paths)} caption files are not UTF-8 (likely {label}): {names(paths)}",
+            Severity.ERROR, f"{plural(len(paths), 'caption file')} are not UTF-8 (likely {label}): {names(paths)}",
             detail="sd-scripts stops with `illegal char in file (not UTF-8)` and a UnicodeDecodeError.\n" + listing(paths),
             fix=f"Convert them to UTF-8 (this rewrites the files listed). In PowerShell: "
                 f"Get-Content -Encoding {'Default' if enc != 'utf-16' else 'Unicode'} FILE | Set-Content -Encoding utf8 FILE",
@@ -123,7 +123,7 @@ def _length(ctx, pairs, out: list[Finding]) -> None:
     fix = ("Shorten them, or add --max_token_length=150 (or 225) to use up to 3 windows." if limit == CLIP_WINDOW
            else "Shorten them: tokens past --max_token_length are cut off.")
     out.append(Finding(
-        Severity.WARN, f"{len(long)} captions are longer than {limit} tokens (estimated): the text encoder ignores "
+        Severity.WARN, f"{plural(len(long), 'caption')} are longer than {limit} tokens (estimated): the text encoder ignores "
                        f"the rest: {names([c.path for c in long])}",
         detail=f"e.g. {os.path.basename(worst.path)}: about {worst.tokens} tokens. The count is an estimate of "
                "CLIP's tokenizer made without its vocabulary (±20 %).",

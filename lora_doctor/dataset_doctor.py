@@ -156,6 +156,11 @@ def find_duplicates(images: list[ImageInfo]) -> list[list[str]]:
 
 # -- helpers for the findings ---------------------------------------------------------------
 
+def plural(n: int, word: str) -> str:
+    """'1 image', '3 images'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def names(paths: list[str], show: int = SHOW) -> str:
     """'a.png, b.png … and 3 more' (file names only)."""
     shown = ", ".join(os.path.basename(p) for p in paths[:show])

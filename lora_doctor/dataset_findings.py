@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .buckets import BucketPlan, BucketTable, adjust_min_max, tabulate
-from .dataset_doctor import SHOW, Scan, SubsetScan, corrected_command, listing, names, script_name
+from .dataset_doctor import SHOW, Scan, plural, SubsetScan, corrected_command, listing, names, script_name
 from .image_scan import PIL_MAX_PIXELS
 from .model import Finding, Severity
 
@@ -84,7 +84,7 @@ def _no_bucket_sizes(ctx, sub: SubsetScan, reso, out: list[Finding]) -> None:
         worst = max(large, key=lambda i: i.pixels)
         out.append(Finding(
             Severity.ERROR,
-            f"{len(large)} images in {sub.subset.image_dir.name} are larger than --resolution={res} while bucketing "
+            f"{plural(len(large), 'image')} in {sub.subset.image_dir.name} {'is' if len(large) == 1 else 'are'} larger than --resolution={res} while bucketing "
             f"and cropping are off: {names([i.path for i in large])}",
             detail=f"e.g. {worst.path} is {worst.width}×{worst.height}. Training stops when it loads them: "
                    "`AssertionError: image too large, but cropping and bucketing are disabled`.",
@@ -97,7 +97,7 @@ def _no_bucket_sizes(ctx, sub: SubsetScan, reso, out: list[Finding]) -> None:
         worst = min(small, key=lambda i: i.pixels)
         out.append(Finding(
             Severity.ERROR,
-            f"{len(small)} images in {sub.subset.image_dir.name} are smaller than --resolution={res} while "
+            f"{plural(len(small), 'image')} in {sub.subset.image_dir.name} {'is' if len(small) == 1 else 'are'} smaller than --resolution={res} while "
             f"bucketing is off: {names([i.path for i in small])}",
             detail=f"e.g. {worst.path} is {worst.width}×{worst.height}. Training stops when it loads them: "
                    "`AssertionError: image size is small`.",
@@ -232,20 +232,20 @@ def images(ctx, scan: Scan) -> list[Finding]:
     refused = [i for i in ok if i.pixels > 2 * PIL_MAX_PIXELS]
     huge = [i for i in ok if PIL_MAX_PIXELS < i.pixels <= 2 * PIL_MAX_PIXELS]
     if refused:
-        out.append(Finding(Severity.ERROR, f"{len(refused)} images are too large for Pillow to open in training "
+        out.append(Finding(Severity.ERROR, f"{plural(len(refused), 'image')} are too large for Pillow to open in training "
                                            f"(over {2 * PIL_MAX_PIXELS:,} pixels): {names([i.path for i in refused])}",
                            detail="Pillow raises DecompressionBombError when sd-scripts opens them.",
                            fix="Downscale them (e.g. to 2048 px on the long side) before training.",
                            facts={"files": [i.path for i in refused[:50]]}))
     if huge:
-        out.append(Finding(Severity.WARN, f"{len(huge)} images are over {PIL_MAX_PIXELS:,} pixels: Pillow warns "
+        out.append(Finding(Severity.WARN, f"{plural(len(huge), 'image')} are over {PIL_MAX_PIXELS:,} pixels: Pillow warns "
                                           f"(DecompressionBombWarning) and each takes a lot of RAM to load: "
                                           f"{names([i.path for i in huge])}",
                            fix="Downscale them to a few times the training resolution.",
                            facts={"files": [i.path for i in huge[:50]]}))
     rotated = [i for i in ok if i.orientation not in (0, 1)]
     if rotated:
-        out.append(Finding(Severity.WARN, f"{len(rotated)} images have an EXIF rotation that sd-scripts ignores: "
+        out.append(Finding(Severity.WARN, f"{plural(len(rotated), 'image')} have an EXIF rotation that sd-scripts ignores: "
                                           f"they train sideways or mirrored: {names([i.path for i in rotated])}",
                            detail="Photo viewers apply the EXIF orientation tag; sd-scripts (Pillow without "
                                   "exif_transpose) uses the stored pixels as they are.",
@@ -263,7 +263,7 @@ def images(ctx, scan: Scan) -> list[Finding]:
                            fix="Delete the copies, or raise repeats on purpose instead.",
                            facts={"groups": scan.duplicates[:50]}))
     if ok:
-        out.append(Finding(Severity.OK, f"{len(ok)} images readable ({_sizes(ok)})"))
+        out.append(Finding(Severity.OK, f"{plural(len(ok), 'image')} readable ({_sizes(ok)})"))
     return out
 
 
@@ -293,7 +293,7 @@ def _transparency(scan: Scan) -> list[Finding]:
            "transparent = alpha < 128.")
     if dark:
         out.append(Finding(
-            Severity.ERROR, f"{len(dark)} images are dark line art on a transparent background: converted to RGB "
+            Severity.ERROR, f"{plural(len(dark), 'image')} are dark line art on a transparent background: converted to RGB "
                             f"by sd-scripts they become black lines on black: {names([i.path for i in dark])}",
             detail=f"e.g. {dark[0].path}: {dark[0].transparent_share:.0%} transparent, the background turns "
                    f"brightness {dark[0].background_luma:.0f}/255 and the lines are {dark[0].foreground_luma:.0f}/255.\n"
@@ -304,7 +304,7 @@ def _transparency(scan: Scan) -> list[Finding]:
     rest = [i for i in transparent if i not in dark]
     if rest:
         out.append(Finding(
-            Severity.WARN, f"{len(rest)} images have transparent areas: sd-scripts converts to RGB and the "
+            Severity.WARN, f"{plural(len(rest), 'image')} have transparent areas: sd-scripts converts to RGB and the "
                            f"transparent pixels keep their hidden colour (usually black): {names([i.path for i in rest])}",
             detail=how, fix="Flatten them onto the background you want (white below), or train with alpha_mask = true:",
             fix_command=fix_cmd + " ".join(_q(i.path) for i in rest[:SHOW * 4]),
@@ -337,7 +337,7 @@ def buckets(ctx, scan: Scan) -> list[Finding]:
         if settings.bucket_no_upscale:
             tiny = [i for s in subs for i in s.images if i.ok and 0 < min(i.width, i.height) < settings.bucket_reso_steps]
             if tiny:
-                out.append(Finding(Severity.ERROR, f"{len(tiny)} images are smaller than --bucket_reso_steps="
+                out.append(Finding(Severity.ERROR, f"{plural(len(tiny), 'image')} are smaller than --bucket_reso_steps="
                                                    f"{settings.bucket_reso_steps} with --bucket_no_upscale: their "
                                                    f"bucket would be 0 px wide: {names([i.path for i in tiny])}",
                                    fix="Remove them, or drop --bucket_no_upscale so they are upscaled."))
@@ -352,7 +352,7 @@ def buckets(ctx, scan: Scan) -> list[Finding]:
         cropped = [(i, p) for i, p, _ in rows if p.crop_fraction() > CROP_WARN]
         if cropped:
             i, p = max(cropped, key=lambda r: r[1].crop_fraction())
-            out.append(Finding(Severity.WARN, f"{len(cropped)} images fit no bucket well: more than "
+            out.append(Finding(Severity.WARN, f"{plural(len(cropped), 'image')} fit no bucket well: more than "
                                               f"{CROP_WARN:.0%} of each is cropped away: {names([c[0].path for c in cropped])}",
                                detail=f"e.g. {i.path} ({i.width}×{i.height}) goes to bucket {p.bucket} and loses "
                                       f"{p.crop_fraction():.0%}.",
@@ -361,7 +361,7 @@ def buckets(ctx, scan: Scan) -> list[Finding]:
         if upscaled:
             factor = max(p.resized[0] / i.width for i, p in upscaled)
             out.append(Finding(Severity.INFO if factor < 2 else Severity.WARN,
-                               f"{len(upscaled)} images are smaller than their bucket and get upscaled "
+                               f"{plural(len(upscaled), 'image')} are smaller than their bucket and get upscaled "
                                f"(up to {factor:.1f}×, blurrier): {names([u[0].path for u in upscaled])}",
                                fix="Use larger source images, or --bucket_no_upscale to train them at their own size."))
     return out
