@@ -136,7 +136,8 @@ def combinations(t: Target, reported: set):
                 pin_text = f"{name}=={pinned}"
             if not ok:
                 continue
-            reported.update(values)
+            if rule["severity"] == "error":  # a warning does not replace the pin comparison
+                reported.update(values)
             names = list(values)
             yield Finding(SEVERITY[rule["severity"]], rule["summary"].format(pin=pin_text, **values),
                           detail=rule.get("detail", "").strip(), fix=rule["fix"],

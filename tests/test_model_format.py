@@ -401,3 +401,8 @@ def test_planted_token_never_appears_in_cli_output(tmp_path, isolated_env):
         assert any(auth for _, _, auth in hub.requests)  # the token was sent to the (loopback) Hub only
     assert all(token not in out and token[3:] not in out for out in outputs)
     assert "auth.gated_repo_no_access" in outputs[0] and "stable-diffusion-v1-5/stable-diffusion-v1-5" in outputs[1]
+
+
+def test_windows_path_on_this_machine(tmp_path):
+    f = worst(findings(check_model, ctx_for(tmp_path, "--pretrained_model_name_or_path", r"C:\AI\v1-5.safetensors")))
+    assert f.cause == "model.invalid_model_path_or_repo_id" and "Windows path" in f.detail

@@ -166,3 +166,9 @@ def test_real_venv_through_the_cli(tmp_path, isolated_env):
                    env=isolated_env, cwd=tmp_path).stdout
     assert "transformers 4.44.0 is installed; this sd-scripts needs transformers==4.54.1" in text
     assert f"$ {python} -m pip install -r requirements.txt" in text
+
+
+def test_old_accelerate_and_diffusers_name_their_causes(tmp_path):
+    fs = run(tmp_path, dict(MATCHING, accelerate="0.25.0", diffusers="0.25.0"))
+    assert by_cause(fs, "versions.accelerate_too_old")[0].severity == Severity.ERROR
+    assert by_cause(fs, "versions.diffusers_incompatible")[0].severity == Severity.ERROR
