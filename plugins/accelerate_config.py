@@ -82,7 +82,7 @@ def check_accelerate_config(ctx):
 
 def no_config(ctx, path: Path):
     gpus = visible_gpus(ctx)
-    if gpus is not None and gpus > 1:
+    if gpus is not None and gpus > 1 and not launcher_value(ctx, "--num_processes"):
         yield Finding(Severity.WARN, f"no accelerate config ({path}): with {gpus} GPUs, accelerate launch "
                       "starts one training process per GPU (multi-GPU)",
                       fix="Write a single-GPU config, or pass --num_processes 1 to accelerate launch.",

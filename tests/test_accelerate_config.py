@@ -91,6 +91,8 @@ def test_no_config(tmp_path):
     assert f.severity == Severity.INFO and f.fix_command == "accelerate config default"
     (f,) = run(tmp_path, None, n_gpus=2)
     assert f.severity == Severity.WARN and "one training process per GPU" in f.summary
+    (f,) = run(tmp_path, None, "--num_processes", "1", n_gpus=2)
+    assert f.severity == Severity.INFO
 
 
 def test_explicit_config_file_that_does_not_exist(tmp_path):
