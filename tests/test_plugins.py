@@ -180,3 +180,24 @@ def test_builtin_plugins_use_the_public_hooks_only():
     ids = [c.id for c in checks]
     assert ids[:2] == ["python.interpreter", "python.launcher"] and "gpu.cuda" in ids
     assert len(ids) == len(set(ids))
+
+
+def test_the_docs_plugin_example_and_testing_helper_work(tmp_path, monkeypatch):
+    import importlib
+    import re
+    from pathlib import Path
+
+    from lora_doctor.testing import fake_facts, gpu, make_context, run_check
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text("utf-8")
+    source = re.search(r"```python\n(# my_checks.py\n.*?)```", doc, re.S).group(1)
+    (tmp_path / "my_checks.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    my_checks = importlib.import_module("my_checks")
+    ctx = make_context('accelerate launch train_network.py --output_dir "/my out"',
+                       facts=fake_facts(devices=[gpu("Tesla T4", (7, 5), 15)]))
+    findings = run_check(my_checks, "myteam.output_dir", ctx)
+    assert findings[0].severity == Severity.WARN and findings[0].summary == "output_dir has a space: /my out"
+    assert run_check(my_checks, "myteam.output_dir", make_context()) == []  # needs a command: skipped
+    with pytest.raises(KeyError, match="myteam.output_dir"):
+        run_check(my_checks, "myteam.nope", ctx)

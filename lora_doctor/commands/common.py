@@ -42,8 +42,12 @@ def parse_launch(command: list[str] | None):
     return launch
 
 
-def run_all_checks(args, launch, *, options=None):
-    """Build the context, load plugins, run the selected checks: (context, results, summary, host)."""
+def run_all_checks(args, launch, *, options=None, prepare=None):
+    """Build the context, load plugins, run the selected checks: (context, results, summary, host).
+
+    `prepare()` (e.g. importing the renderer) runs while the probe imports torch, off the
+    critical path.
+    """
     from ..context import build_context
     from ..doctor import plugin_error_results, run_checks, select, summary
     from ..pluginmanager import PluginHost
@@ -68,5 +72,7 @@ def run_all_checks(args, launch, *, options=None):
     for pattern in list(args.only) + list(args.skip):
         if not any(i == pattern or i.startswith(pattern + ".") for i in known):
             print(f"lora-doctor: warning: no check matches '{pattern}' (see `lora-doctor plugins`)", file=sys.stderr)
+    if prepare is not None and not ctx.facts.ready:
+        prepare()
     results = plugin_error_results(broken) + run_checks(select(checks, args.only, args.skip), ctx)
     return ctx, results, summary(results), host

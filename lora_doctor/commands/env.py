@@ -30,11 +30,15 @@ def report_json(ctx, results, summary) -> dict:
     }
 
 
+def _warm_renderer() -> None:
+    import rich.console  # noqa: F401  (imported while the probe is still importing torch)
+
+
 def run(args) -> int:
     from ..render import print_json, render_results
 
     launch = parse_launch(args.command)
-    ctx, results, summary, _ = run_all_checks(args, launch)
+    ctx, results, summary, _ = run_all_checks(args, launch, prepare=None if args.json else _warm_renderer)
     if args.json:
         from ..redact import redact_text
         import json
