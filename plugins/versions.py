@@ -316,7 +316,8 @@ def pin_findings(t: Target, reported: set):
     for pin, have, cause in errors:
         reported.add(pin.name)
         yield Finding(Severity.ERROR, f"{pin.name} {have} is installed; this sd-scripts needs {pin.text}",
-                      fix=where_pins(t), fix_command=t.reinstall_pins([pin.name]), cause=cause, facts={"compared with": t.source})
+                      fix=where_pins(t), fix_command=t.reinstall_pins([pin.name]), cause=cause,
+                      facts={"compared with": t.source})
     if missing_core:
         names = [p.name for p in missing_core]
         yield Finding(Severity.ERROR, "not installed in the training Python: " + ", ".join(names),
