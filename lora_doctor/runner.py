@@ -19,18 +19,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 POSIX = os.name == "posix"
-READ_SIZE = 1 << 16
+READ_SIZE = 1 << 20
+PIPE_SIZE = 1 << 20  # Linux: a bigger pipe buffer means fewer wake-ups per MB of output
 MAX_LINE = 1 << 16  # a line longer than this is cut (for the log redaction and the watcher)
-WATCH_TAIL_LINES = 64  # lines of one chunk offered to the watcher, besides those that look interesting
 WIDE_COLUMNS = "200"
 ORPHAN_GRACE = 2.0  # seconds the group may outlive the child before it is terminated
 KILL_GRACE = 3.0
 
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-# Words that make a line worth offering to the watcher even when output is too fast for every line.
-INTERESTING = (b"nan", b"out of memory", b"error", b"killed")
-MAX_INTERESTING = 64  # per read
-TAIL_BYTES = 8192  # the end of a fast read is always offered
+TAIL_BYTES = 8192  # of a read bigger than this, only the lines of its end are offered to the watcher
 _SECRET_WORDS = (b"token", b"key", b"secret", b"password")
 
 
@@ -71,20 +68,52 @@ def child_env(env: dict | None, pipe_mode: bool) -> dict:
 
 
 class LogWriter:
-    """Writes the child's bytes to the log, secrets redacted line by line.
+    """Writes the child's bytes to the log, secrets redacted line by line, in a thread of its own
+    (file writes release the GIL, so the disk works while the next read is copied to stdout).
 
     A partial line is held back until its end arrives (bounded by MAX_LINE), so a token split
     across two reads is still redacted. Chunks without anything secret-looking skip the regexes.
+    At most QUEUE chunks wait; a slow disk slows the child down instead of growing memory.
+    A write error (disk full) ends the log, never the run: `error` says why.
     """
 
+    QUEUE = 8
+
     def __init__(self, path: str | None):
+        import queue
+
         self.fh = open(path, "wb") if path else None
         self.pending = b""
+        self.error = ""
+        self._queue: queue.Queue = queue.Queue(self.QUEUE)
+        self._thread = None
+        if self.fh is not None:
+            self._thread = threading.Thread(target=self._drain, daemon=True, name="lora-doctor-log")
+            self._thread.start()
 
     def write(self, data: bytes) -> None:
-        if self.fh is None:
-            return
-        data = self.pending + data
+        if self._thread is not None:
+            self._queue.put(data)
+
+    def _drain(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                break
+            if not self.error:
+                try:
+                    self._write(data)
+                except OSError as exc:
+                    self.error = f"{exc.strerror or exc}"
+        try:
+            if self.pending and not self.error:
+                self.fh.write(_redact_bytes(self.pending))
+            self.fh.close()
+        except OSError as exc:
+            self.error = self.error or f"{exc.strerror or exc}"
+
+    def _write(self, data: bytes) -> None:
+        data = self.pending + data if self.pending else data
         cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
         if cut == 0 and len(data) < MAX_LINE:
             self.pending = data
@@ -92,20 +121,20 @@ class LogWriter:
         if cut == 0:
             cut = len(data)
         self.pending = data[cut:]
-        self.fh.write(_redact_bytes(data[:cut]))
+        self.fh.write(_redact_bytes(data[:cut]) if cut < len(data) else _redact_bytes(data))
 
     def close(self) -> None:
-        if self.fh is None:
+        if self._thread is None:
             return
-        if self.pending:
-            self.fh.write(_redact_bytes(self.pending))
-            self.pending = b""
-        self.fh.close()
-        self.fh = None
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
 
 
 def _may_hold_secret(data: bytes) -> bool:
     """Cheap C-speed pre-test for redact_text's patterns (tokens, --*_token/--*key values)."""
+    if b"_" not in data and b"--" not in data:  # single-byte searches are memchr-fast
+        return False
     if b"hf_" in data or b"api_org_" in data:
         return True
     if b"--" not in data:
@@ -125,8 +154,8 @@ def _redact_bytes(data: bytes) -> bytes:
 class LineWatcher:
     """Splits the stream into lines and offers them (ANSI-stripped) to `callback`.
 
-    Every line is offered while output is ordinary; when one read brings more than
-    WATCH_TAIL_LINES lines, only the interesting ones and the last WATCH_TAIL_LINES are.
+    Every line is offered while output is ordinary; when one read brings more than TAIL_BYTES,
+    only the lines of its last TAIL_BYTES are (bounded work, whatever the child prints).
     """
 
     def __init__(self, callback: Callable[[str], None] | None, fragments: tuple[bytes, ...] = ()):
@@ -162,27 +191,28 @@ class LineWatcher:
         self.pending = b""
 
 
-_SPLIT = re.compile(rb"[\r\n]+")
+def _split_lines(block: bytes) -> list[bytes]:
+    return block.replace(b"\r", b"\n").split(b"\n")
 
 
 def _lines_to_offer(block: bytes) -> list[bytes]:
-    """Every line of an ordinary read; of a flood, the lines with INTERESTING words plus the tail."""
-    if len(block) <= TAIL_BYTES or block.count(b"\n") + block.count(b"\r") <= WATCH_TAIL_LINES:
-        return _SPLIT.split(block)
-    head, tail = block[:-TAIL_BYTES], block[-TAIL_BYTES:]
-    picked: list[bytes] = []
-    low = head.lower()
-    for word in INTERESTING:
-        i = low.find(word)
-        while i != -1 and len(picked) < MAX_INTERESTING:
-            start = max(low.rfind(b"\n", 0, i), low.rfind(b"\r", 0, i)) + 1
-            ends = [e for e in (low.find(b"\n", i), low.find(b"\r", i)) if e != -1]
-            end = min(ends) if ends else len(low)
-            picked.append(head[start:end])
-            i = low.find(word, end)
+    """Every line of an ordinary read; of a flood (a read over TAIL_BYTES), the lines of its last
+    TAIL_BYTES: a progress bar redraws itself and a crash ends the output, so both are seen."""
+    if len(block) <= TAIL_BYTES:
+        return _split_lines(block)
+    tail = block[-TAIL_BYTES:]
     firsts = [e for e in (tail.find(b"\n"), tail.find(b"\r")) if e != -1]
     cut = min(firsts) + 1 if firsts else 0  # drop the partial first line of the tail
-    return picked + _SPLIT.split(tail[cut:])
+    return _split_lines(tail[cut:])
+
+
+def _grow_pipe(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except (ImportError, OSError):
+        pass  # not Linux, or over /proc/sys/fs/pipe-max-size: the default buffer works too
 
 
 def _write_all(fd: int, data: bytes) -> bool:
@@ -334,8 +364,16 @@ class Runner:
             finally:
                 os.close(slave)
             return master
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
-        return self.proc.stdout.fileno()
+        read_fd, write_fd = os.pipe()
+        _grow_pipe(write_fd)
+        try:
+            self.proc = subprocess.Popen(self.argv, stdout=write_fd, stderr=write_fd, **kwargs)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        return read_fd
 
     def _reap(self) -> None:
         """Wait for the child; then make sure nothing of its process group outlives it."""
@@ -390,10 +428,7 @@ class Runner:
                 watcher.feed(data)
             watcher.flush()
             reaper.join()
-            if self.use_pty:
-                os.close(fd)
-            else:
-                self.proc.stdout.close()
+            os.close(fd)
         finally:
             log.close()
             for sig, old in handlers.items():
