@@ -405,10 +405,30 @@ def nested_quantifier(pattern: str) -> str:
                     return True
         return False
 
+    def inner_repeats(items):
+        for op, av in items:
+            if op in repeats and av[1] > 1:
+                yield av[2]
+            for sub in _children(op, av):
+                yield from inner_repeats(sub)
+
+    def delimited(body) -> bool:
+        """`(\\.\\w+)*`, `(\\d+,)*`: each round starts (or ends) with a character no inner repeat
+        can eat, so the input cannot be split two ways."""
+        body = list(body)
+        while len(body) == 1 and str(body[0][0]) == "SUBPATTERN":
+            body = list(body[0][1][-1])
+        for edge in (body[:1], body[-1:]):  # a delimiter first or last in the group
+            if edge and str(edge[0][0]) == "LITERAL":
+                ch = chr(edge[0][1])
+                if all(len(r) == 1 and not _can_match(r[0], ch) for r in inner_repeats(body)):
+                    return True
+        return False
+
     def walk(items) -> str:
         for op, av in items:
             if op in repeats and av[1] > 1 and op is not possessive:
-                if has_repeat(av[2]):
+                if has_repeat(av[2]) and not delimited(av[2]):
                     return "a repeated group contains a repeat"
             for sub in _children(op, av):
                 found = walk(sub)
@@ -431,6 +451,38 @@ def nested_quantifier(pattern: str) -> str:
         return []
 
     return walk(parsed)
+
+
+def _can_match(item, ch: str) -> bool:
+    """Can this one-character regex item match `ch`? (True when unsure.)"""
+    op, av = str(item[0]), item[1]
+    if op == "LITERAL":
+        return chr(av) == ch
+    if op == "NOT_LITERAL":
+        return chr(av) != ch
+    if op == "IN":
+        negate, hit = False, False
+        for sub_op, sub_av in av:
+            name = str(sub_op)
+            if name == "NEGATE":
+                negate = True
+            elif name == "LITERAL":
+                hit = hit or chr(sub_av) == ch
+            elif name == "RANGE":
+                hit = hit or sub_av[0] <= ord(ch) <= sub_av[1]
+            elif name == "CATEGORY":
+                hit = hit or _CATEGORY.get(str(sub_av), lambda c: True)(ch)
+            else:
+                return True
+        return hit != negate
+    return True
+
+
+_CATEGORY = {
+    "CATEGORY_DIGIT": str.isdigit, "CATEGORY_NOT_DIGIT": lambda c: not c.isdigit(),
+    "CATEGORY_SPACE": str.isspace, "CATEGORY_NOT_SPACE": lambda c: not c.isspace(),
+    "CATEGORY_WORD": lambda c: c.isalnum() or c == "_", "CATEGORY_NOT_WORD": lambda c: not (c.isalnum() or c == "_"),
+}
 
 
 # -- a time budget for regexes we did not write --------------------------------------------
