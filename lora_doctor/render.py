@@ -36,7 +36,9 @@ def _encodable(console, text: str) -> str:
 
 
 def _line(console, text: str, style: str | None = None) -> None:
-    console.print(_encodable(console, text), style=style)
+    from .redact import redact_text  # a last guard: no token reaches the terminal in full
+
+    console.print(_encodable(console, redact_text(text)), style=style)
 
 
 def _render_body(console, f: Finding, indent: str, verbose: bool) -> None:

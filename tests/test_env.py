@@ -193,3 +193,13 @@ def test_python_dash_m_lora_doctor_and_the_console_script_agree(isolated_env):
     a = subprocess.run([str(script), "--version"], capture_output=True, text=True, env=isolated_env, timeout=30)
     b = run_cli(["--version"], env=isolated_env)
     assert a.stdout == b.stdout and a.stdout.startswith("lora-doctor ")
+
+
+def test_a_token_in_a_finding_never_reaches_the_terminal_in_full():
+    out = Pipe()
+    leaky = Check("l.leak", "Leaky", lambda c: ())
+    token = "hf_" + "abcdefghijklmnopqrstuvwxyz123456"
+    rs = [CheckResult(leaky, "warning", [Finding(Severity.WARN, f"token {token} looks odd",
+                                                 fix_command=f"hf auth login --token {token}")])]
+    render_results(rs, summary(rs), stream=out)
+    assert token not in out.data and "hf_[REDACTED]" in out.data
