@@ -84,7 +84,8 @@ def check_launcher(ctx):
                       fix="Activate sd-scripts' venv before launching.", fix_command=_activate(venv, platform),
                       cause="install.venv_not_activated")
         return
-    yield Finding(Severity.OK, f"`{exe}` runs in {ctx.python}")
+    runs_in = f", runs in {ctx.python}" if ctx.python_source == "command" else ""
+    yield Finding(Severity.OK, f"`{exe}` found{runs_in}")
 
 
 @hookimpl
