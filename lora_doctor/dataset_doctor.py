@@ -22,6 +22,7 @@ from .image_scan import ImageInfo
 from .model import Finding, Severity
 
 SHOW = 5  # files named in a finding before "… and N more"
+MEMO_SIZE = 4
 
 
 @dataclass
@@ -59,6 +60,8 @@ def scan(ctx) -> Scan:
         if owner:
             entry = (ctx, threading.Event(), [])
             _memo[key] = entry
+            while len(_memo) > MEMO_SIZE:  # keep only the scans of the latest contexts
+                _memo.pop(next(iter(_memo)))
     _, done, box = entry
     if owner:
         try:

@@ -268,9 +268,10 @@ def images(ctx, scan: Scan) -> list[Finding]:
 
 
 def _sizes(images) -> str:
-    widths = sorted(i.width for i in images)
-    heights = sorted(i.height for i in images)
-    return f"{widths[0]}–{widths[-1]} × {heights[0]}–{heights[-1]} px"
+    def span(values):
+        return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+
+    return f"{span([i.width for i in images])} × {span([i.height for i in images])} px"
 
 
 def _q(path: str) -> str:
@@ -293,7 +294,7 @@ def _transparency(scan: Scan) -> list[Finding]:
            "transparent = alpha < 128.")
     if dark:
         out.append(Finding(
-            Severity.ERROR, f"{plural(len(dark), 'image')} are dark line art on a transparent background: converted to RGB "
+            Severity.ERROR, f"{plural(len(dark), 'image')} {'is' if len(dark) == 1 else 'are'} dark line art on a transparent background: converted to RGB "
                             f"by sd-scripts they become black lines on black: {names([i.path for i in dark])}",
             detail=f"e.g. {dark[0].path}: {dark[0].transparent_share:.0%} transparent, the background turns "
                    f"brightness {dark[0].background_luma:.0f}/255 and the lines are {dark[0].foreground_luma:.0f}/255.\n"
@@ -301,14 +302,20 @@ def _transparency(scan: Scan) -> list[Finding]:
             fix="Flatten them onto a white background (this rewrites the files listed):",
             fix_command=fix_cmd + " ".join(_q(i.path) for i in dark[:SHOW * 4]),
             cause="dataset.image_transparent_background", facts={"files": [i.path for i in dark[:50]]}))
-    rest = [i for i in transparent if i not in dark]
-    if rest:
+    black = [i for i in transparent if i not in dark and i.background_luma is not None and i.background_luma < 64]
+    if black:
         out.append(Finding(
-            Severity.WARN, f"{plural(len(rest), 'image')} have transparent areas: sd-scripts converts to RGB and the "
-                           f"transparent pixels keep their hidden colour (usually black): {names([i.path for i in rest])}",
-            detail=how, fix="Flatten them onto the background you want (white below), or train with alpha_mask = true:",
-            fix_command=fix_cmd + " ".join(_q(i.path) for i in rest[:SHOW * 4]),
-            cause="dataset.image_transparent_background", facts={"files": [i.path for i in rest[:50]]}))
+            Severity.WARN, f"{plural(len(black), 'image')} {'has' if len(black) == 1 else 'have'} a transparent "
+                           f"background that turns black when sd-scripts converts to RGB: {names([i.path for i in black])}",
+            detail="The transparent pixels keep their hidden colour, which here is black.\n" + how,
+            fix="Flatten them onto the background you want (white below), or train with alpha_mask = true:",
+            fix_command=fix_cmd + " ".join(_q(i.path) for i in black[:SHOW * 4]),
+            cause="dataset.image_transparent_background", facts={"files": [i.path for i in black[:50]]}))
+    light = [i for i in transparent if i not in dark and i not in black]
+    if light:
+        out.append(Finding(
+            Severity.INFO, f"{plural(len(light), 'image')} with transparency: the hidden colour is light, so they "
+                           f"train as if on a light background: {names([i.path for i in light])}", detail=how))
     if unsampled:
         out.append(Finding(
             Severity.INFO, f"{len(unsampled)} large images have an alpha channel (not sampled): transparent areas "

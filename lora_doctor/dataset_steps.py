@@ -52,7 +52,10 @@ def count_steps(ctx, scan: Scan) -> Steps | None:
         return None
     processes = 1
     if ctx.launch is not None:
-        processes = int(ctx.launch.launcher_option("--num_processes") or 1)
+        value = ctx.launch.launcher_option("--num_processes") or "1"
+        if not value.isdigit():
+            raise OptionError(f"accelerate launch --num_processes {value} is not a whole number")
+        processes = int(value)
     accumulation = max(1, opt_int(options, "gradient_accumulation_steps", 1))
     epochs_opt = opt_int(options, "max_train_epochs", None)
     steps = opt_int(options, "max_train_steps", 1600)
@@ -129,9 +132,16 @@ def steps(ctx, scan: Scan) -> list[Finding]:
     if scan.layout.fatal:
         return out
     try:
-        s = count_steps(ctx, scan)
-    except (OptionError, ValueError) as exc:
-        return [Finding(Severity.ERROR, str(exc), fix="Fix the option value.")]
+        _steps(ctx, scan, out)
+    except (OptionError, ValueError) as exc:  # a non-numeric option value
+        out.append(Finding(Severity.ERROR, str(exc), fix="Fix the option value in the command."))
+    _output_dir(ctx, out)
+    _latent_cache(ctx, scan, out)
+    return out
+
+
+def _steps(ctx, scan: Scan, out: list[Finding]) -> None:
+    s = count_steps(ctx, scan)
     if s is not None:
         how = (f"--max_train_epochs={opt_int(ctx.options, 'max_train_epochs', None)} → {s.max_train_steps} steps"
                if s.overridden else f"{s.max_train_steps} steps"
@@ -149,9 +159,6 @@ def steps(ctx, scan: Scan) -> list[Finding]:
                                               "steps): some images are never seen",
                                fix="Raise --max_train_steps, or set --max_train_epochs."))
         _disk(ctx, s, out)
-    _output_dir(ctx, out)
-    _latent_cache(ctx, scan, out)
-    return out
 
 
 def _disk(ctx, s: Steps, out: list[Finding]) -> None:

@@ -217,3 +217,25 @@ def test_nothing_is_written_to_the_dataset(tmp_path):
     for check in ("structure", "images", "buckets", "captions", "steps"):
         run(check, ctx)
     assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+
+
+def test_transparency_is_judged_by_the_colour_the_background_really_gets(tmp_path):
+    from PIL import Image, ImageDraw
+
+    folder = tmp_path / "train" / "1_x"
+    folder.mkdir(parents=True)
+    white = Image.new("RGBA", (64, 64), (255, 255, 255, 0))  # hidden colour white: trains as white
+    ImageDraw.Draw(white).line((0, 0, 63, 63), fill=(0, 0, 0, 255), width=2)
+    white.save(folder / "white_hidden.png")
+    light_lines = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # white lines on a background that turns black
+    ImageDraw.Draw(light_lines).line((0, 0, 63, 63), fill=(255, 255, 255, 255), width=4)
+    light_lines.save(folder / "light_lines.png")
+    palette = Image.new("P", (64, 64), 0)  # palette image with a transparent index, black lines
+    palette.putpalette([0, 0, 0] * 256)
+    ImageDraw.Draw(palette).line((0, 0, 63, 63), fill=1, width=2)
+    palette.save(folder / "palette.png", transparency=0)
+    findings = run("images", ctx_for(tmp_path, "--train_data_dir=train", "--resolution=64"))
+    by_name = {f.summary.rsplit(": ", 1)[-1]: f for f in findings if "transparen" in f.summary}
+    assert by_name["palette.png"].severity == Severity.ERROR
+    assert by_name["light_lines.png"].severity == Severity.WARN and "turns black" in by_name["light_lines.png"].summary
+    assert by_name["white_hidden.png"].severity == Severity.INFO and by_name["white_hidden.png"].cause is None
