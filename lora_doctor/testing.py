@@ -1,4 +1,5 @@
-"""Helpers for plugin authors: run a check against a Context built from a command and facts.
+"""Helpers for plugin authors: run a check against a Context built from a command and facts,
+or diagnose a log with their own signatures (`diagnose_log`).
 
     from lora_doctor.testing import gpu, fake_facts, make_context, run_check
 
@@ -98,3 +99,18 @@ def run_check(check_or_plugin, check_id: str | None = None, ctx: Context | None 
         check = checks[check_id]
     result = run_checks([check], ctx if ctx is not None else make_context())[0]
     return list(result.findings)
+
+
+def diagnose_log(text: str, *, signature_dirs=(), command: str | list[str] | None = None,
+                 facts: dict | None = None, exit_code: int | None = None) -> list:
+    """Diagnose a log with the builtin database plus the `.toml` signatures in `signature_dirs`;
+    returns the ranked `Diagnosis` list (best first), as `lora-doctor diagnose` would."""
+    from .command import parse_command
+    from .match import diagnose_text
+
+    launch = None
+    if command is not None:
+        launch = parse_command(shlex.split(command) if isinstance(command, str) else list(command))
+    report = diagnose_text(text, launch=launch, facts=facts, exit_code=exit_code,
+                           plugin_dirs=[str(d) for d in signature_dirs])
+    return list(report.diagnoses)

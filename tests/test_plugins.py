@@ -201,3 +201,18 @@ def test_the_docs_plugin_example_and_testing_helper_work(tmp_path, monkeypatch):
     assert run_check(my_checks, "myteam.output_dir", make_context()) == []  # needs a command: skipped
     with pytest.raises(KeyError, match="myteam.output_dir"):
         run_check(my_checks, "myteam.nope", ctx)
+
+
+def test_testing_helper_diagnoses_a_log_with_a_plugin_signature(tmp_path):
+    from lora_doctor.testing import diagnose_log
+
+    (tmp_path / "mine.toml").write_text(
+        '[[signature]]\nid = "myteam.frobnicator_jammed"\ntitle = "The frobnicator jammed"\n'
+        'severity = "error"\npriority = 90\n[signature.match]\nexception = ["RuntimeError"]\n'
+        "message = 'frobnicator jammed'\n"
+        'why = "It jams."\nfix = ["Unjam it."]\n'
+        '[[signature.examples]]\nlog = """RuntimeError: frobnicator jammed at 3"""\n')
+    log = "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nRuntimeError: frobnicator jammed at 3\n"
+    found = diagnose_log(log, signature_dirs=[tmp_path])
+    assert found and found[0].signature_id == "myteam.frobnicator_jammed"
+    assert not any(d.signature_id == "myteam.frobnicator_jammed" for d in diagnose_log(log))
