@@ -60,6 +60,11 @@ def structure(scan: Scan) -> list[Finding]:
                                         f"{' (regularization)' if s.is_reg else ''}",
                            facts={"folder": str(s.image_dir), "images": len(sub.images), "repeats": s.num_repeats,
                                   "class_tokens": s.class_tokens}))
+    if reg > train > 0:
+        out.append(Finding(Severity.INFO, f"{reg} regularization images (with repeats) but {train} training images: "
+                                          "sd-scripts uses only as many reg images as training images per epoch "
+                                          "(`some of reg images are not used`)",
+                           fix="Fewer reg images or repeats give the same result faster to scan."))
     already = any(f.severity == Severity.ERROR for f in out)
     if train == 0 and not already:
         out.append(Finding(

@@ -85,6 +85,10 @@ def test_stray_output_folder_and_reg_dir_missing(tmp_path):
     assert by_cause(findings, "dataset.stray_folder_in_image_dir")
     reg = by_cause(findings, "dataset.reg_data_dir_not_found")
     assert reg and reg[0].severity == Severity.WARN
+    lineart_folder(tmp_path / "reg" / "3_person", n=2)
+    findings = run("structure", ctx_for(tmp_path, "--train_data_dir=train", "--reg_data_dir=reg", "--resolution=64"))
+    assert any("6 regularization images (with repeats) but 2 training images" in f.summary for f in findings)
+    assert any(f.summary == "3_person: 2 images × 3 repeats (regularization)" for f in findings)
 
 
 def test_oversize_without_buckets_is_an_error_naming_the_image_and_enable_bucket_fixes_it(tmp_path):

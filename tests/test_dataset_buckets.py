@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
+
+import pytest
 
 from dataset_builders import image, lineart_folder
 from lora_doctor.buckets import BucketPlan, adjust_min_max, make_bucket_resolutions, tabulate
@@ -108,3 +112,34 @@ def test_bucketed_steps_count_each_bucket(tmp_path):
         image(folder / f"wide{i}.png", (1024, 512), seed=10 + i)
     s = steps_of(tmp_path, "--resolution=512", "--enable_bucket", "--train_batch_size=2", "--output_dir=out")[0]
     assert s.facts["batches_per_epoch"] == 4  # 2 buckets × ceil(3 / 2)
+
+
+NON_ROOT = pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
+                              reason="root writes through chmod 555; only a non-root user (or a read-only mount, "
+                                     "which needs privileges to create) can reproduce it")
+
+
+@NON_ROOT
+def test_latent_cache_into_read_only_image_folder(tmp_path):
+    folder = tmp_path / "train" / "1_x"
+    lineart_folder(folder, n=2)
+    folder.chmod(0o555)
+    try:
+        findings = steps_of(tmp_path, "--resolution=64", "--cache_latents_to_disk", "--output_dir=out")
+    finally:
+        folder.chmod(0o755)
+    assert [f for f in findings if f.cause == "os.dataset_dir_not_writable" and f.severity == Severity.ERROR]
+
+
+@NON_ROOT
+def test_output_dir_under_read_only_folder(tmp_path):
+    lineart_folder(tmp_path / "train" / "1_x", n=2)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        findings = steps_of(tmp_path, "--resolution=64", "--output_dir=locked/out")
+    finally:
+        locked.chmod(0o755)
+    hit = [f for f in findings if f.cause == "os.output_dir_not_writable"]
+    assert hit and "cannot be created" in hit[0].summary
