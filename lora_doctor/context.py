@@ -90,6 +90,10 @@ class Context:
     launcher_found: bool | None = None  # the command's first word is on PATH (None: no command)
     sd_scripts_venv: Path | None = None  # the checkout's own venv interpreter, when it has one
 
+    def __post_init__(self):
+        if isinstance(self.facts, dict):  # Context(facts={...}) in tests: preset facts, no probe
+            object.__setattr__(self, "facts", Facts(self.python, 0, preset=self.facts))
+
     @property
     def script_name(self) -> str:
         return self.launch.script_name if self.launch else ""

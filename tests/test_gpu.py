@@ -234,3 +234,10 @@ def test_real_cpu_torch_with_the_corpus_fp16_command(isolated_env, tmp_path):
     assert {"cuda.torch_cpu_build", "cuda.fp16_requires_gpu"} <= causes
     assert data["target"]["torch"]["cuda_build"] is None and data["target"]["torch"]["imported"] is True
     assert proc.returncode == 1
+
+
+def test_context_built_directly_with_a_facts_dict():
+    from lora_doctor.context import Context
+
+    ctx = Context(python="/x/python", python_source="current", facts=fake_facts(torch="2.6.0+cpu", cuda=None))
+    assert worst(run_check(gpu_plugin, "gpu.cuda", ctx)).cause == "cuda.torch_cpu_build"
