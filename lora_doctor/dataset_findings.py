@@ -45,9 +45,11 @@ def structure(scan: Scan) -> list[Finding]:
                                cause="dataset.no_images" if not sub.images else None,
                                facts={"folder": str(s.image_dir), "files": sub.skipped_files[:50]}))
         if not sub.images:
+            deeper = _images_below(s.image_dir)
             out.append(Finding(
                 Severity.WARN, f"{s.image_dir.name} has no images sd-scripts can read: it skips this "
-                               "subset (`no images found`)",
+                               "subset (`no images found`)"
+                               + (f"; the images are one level deeper, in {deeper.name!r}" if deeper else ""),
                 fix="Put .png/.jpg/.jpeg/.webp/.bmp files directly in this folder (subfolders are not searched).",
                 cause="dataset.no_images", facts={"folder": str(s.image_dir)}))
             continue
@@ -72,6 +74,20 @@ def structure(scan: Scan) -> list[Finding]:
             fix="Put images in `<repeats>_<name>` subfolders of --train_data_dir (e.g. 10_mychar/001.png).",
             cause="dataset.no_images"))
     return out
+
+
+def _images_below(folder):
+    """The first subfolder that holds images sd-scripts would read, if any."""
+    from pathlib import Path
+
+    from .dataset_scan import image_files, is_dir, list_dir
+
+    entries, _ = list_dir(folder)
+    for entry in sorted((e for e in entries if is_dir(e)), key=lambda e: e.name):
+        inner, _ = list_dir(Path(entry.path))
+        if image_files(inner):
+            return Path(entry.path)
+    return None
 
 
 def _no_bucket_sizes(ctx, sub: SubsetScan, reso, out: list[Finding]) -> None:

@@ -78,6 +78,14 @@ def test_unsupported_and_mixed_case_extensions_mean_no_images(tmp_path):
     assert any(f.cause == "dataset.no_images" and f.severity == Severity.ERROR for f in findings)
 
 
+def test_images_one_level_too_deep_are_pointed_at(tmp_path):
+    lineart_folder(tmp_path / "train" / "10_char" / "images", n=2)
+    findings = run("structure", ctx_for(tmp_path, "--train_data_dir=train", "--resolution=64"))
+    hit = [f for f in findings if "no images sd-scripts can read" in f.summary][0]
+    assert "one level deeper, in 'images'" in hit.summary and hit.cause == "dataset.no_images"
+    assert any(f.severity == Severity.ERROR and f.cause == "dataset.no_images" for f in findings)
+
+
 def test_stray_output_folder_and_reg_dir_missing(tmp_path):
     lineart_folder(tmp_path / "train" / "1_x", n=2)
     (tmp_path / "train" / "output").mkdir()
