@@ -320,7 +320,7 @@ def check_precision(ctx):
         elif precision == "bf16":
             yield Finding(Severity.WARN, "--mixed_precision bf16 without a CUDA GPU: training runs on the CPU",
                           fix="Install a CUDA build of torch (see the GPU check).")
-        else:
+        elif not warned:
             yield Finding(Severity.OK, f"mixed precision {precision} (no CUDA GPU to judge it against)")
         return
     old = [d for d in devices if _capability(d) < (8, 0)]
