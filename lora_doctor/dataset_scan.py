@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,14 +255,12 @@ def _ignored_folder(layout: Layout, folder: Path, option: str) -> None:
     images = image_files([e for e in entries if not is_dir(e)])
     name = folder.name
     if images:
-        head = name.split(" ", 1)[0] if " " in name else ""
-        malformed = name[:1].isdigit() and (head.isdigit() or "-" in name[:4])
-        if malformed:
-            fixed = folder.with_name(name.replace(" ", "_", 1).replace("-", "_", 1) if head.isdigit()
-                                     else name.replace("-", "_", 1))
+        fixed_name = _repaired_name(name)
+        if fixed_name:
+            fixed = folder.with_name(fixed_name)
             layout.findings.append(Finding(
                 Severity.ERROR, f"folder {name!r} ({len(images)} images) is ignored: sd-scripts needs "
-                                "`<repeats>_<name>` with an underscore",
+                                "`<repeats>_<name>` with an underscore after the number",
                 detail=f"sd-scripts logs `ignore directory without repeats: {name}` and skips its images.",
                 fix=f"Rename it to {fixed.name!r}.", fix_command=_rename_command(folder, fixed),
                 cause="dataset.folder_name_malformed", facts={"folder": str(folder)}))
@@ -279,6 +278,17 @@ def _ignored_folder(layout: Layout, folder: Path, option: str) -> None:
                            "`ignore directory without repeats` and skips it)",
             fix=f"Keep outputs, logs and other folders outside {option}.",
             cause="dataset.stray_folder_in_image_dir", facts={"folder": str(folder)}))
+
+
+def _repaired_name(name: str) -> str:
+    """'10 sks' / '10-sks' / '10sks' / 'sks_10' -> '10_sks'; '' when the name has no number to use."""
+    m = re.match(r"^(\d+)[\s.\-]*(\S.*)$", name)
+    if m:
+        return f"{int(m.group(1))}_{m.group(2)}"
+    m = re.match(r"^(.*\S)[\s_\-](\d+)$", name)
+    if m and int(m.group(2)) <= 100:  # 'photos 2023' is a year, not repeats
+        return f"{int(m.group(2))}_{m.group(1)}"
+    return ""
 
 
 def _rename_command(old: Path, new: Path) -> str:
