@@ -28,6 +28,7 @@ BUILTIN_PLUGINS = (
     "lora_doctor.plugins.sdscripts_args",
     "lora_doctor.plugins.known_errors",
     "lora_doctor.plugins.diagnose_code",
+    "lora_doctor.plugins.no_data_diagnose",
     "lora_doctor.plugins.watch",
 )
 

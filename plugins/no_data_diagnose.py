@@ -1,0 +1,131 @@
+"""Builtin plugin: why sd-scripts found "No data", told from the command's --train_data_dir.
+
+sd-scripts prints the same lines whether --train_data_dir does not exist or points at the folder
+that holds the images (it only looks at subfolders), so the log alone cannot tell these apart; the
+folder itself can, when the command is known (`lora-doctor run`, or a diagnosis given the command).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from lora_doctor.hookspecs import hookimpl
+from lora_doctor.model import Diagnosis
+
+NO_DATA = "No data found"
+MAX_ENTRIES = 5000  # a folder is judged from its first entries; a dataset root is never this big
+# sd-scripts globs these exact suffixes (lower or upper case, not mixed), non-recursively.
+IMAGE_SUFFIXES = {s for ext in ("png", "jpg", "jpeg", "webp", "bmp") for s in ("." + ext, "." + ext.upper())}
+_REPEATS = re.compile(r"^-?\d+(_|$)")
+REF = "https://github.com/kohya-ss/sd-scripts/blob/main/library/config_util.py"
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                out.append(entry)
+                if len(out) >= MAX_ENTRIES:
+                    break
+    except OSError:
+        pass
+    return out
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _has_image(folder: str) -> bool:
+    return any(Path(e.name).suffix in IMAGE_SUFFIXES for e in _entries(Path(folder)) if not _is_dir(e))
+
+
+def classify(folder: Path) -> tuple[str, str] | None:
+    """(cause id, what the folder shows) for a --train_data_dir that gave no data, or None."""
+    if not folder.exists():
+        return "dataset.train_data_dir_not_found", f"{folder} does not exist"
+    if not folder.is_dir():
+        return "dataset.train_data_dir_not_found", f"{folder} is a file, not a folder"
+    entries = _entries(folder)
+    subdirs = [e for e in entries if _is_dir(e)]
+    images = [e.name for e in entries if not _is_dir(e) and Path(e.name).suffix in IMAGE_SUFFIXES]
+    with_repeats = [e for e in subdirs if _REPEATS.match(e.name)]
+    if images and not with_repeats:
+        return "dataset.train_data_dir_not_parent", f"{folder} holds {len(images)} image(s) directly and no <repeats>_<name> subfolder"
+    if subdirs and not with_repeats:
+        names = ", ".join(sorted(e.name for e in subdirs)[:5])
+        return "dataset.folder_without_repeats_prefix", f"the subfolders of {folder} ({names}) have no <repeats>_ prefix"
+    if with_repeats and not any(_has_image(e.path) for e in with_repeats):
+        return "dataset.no_images", f"no .png/.jpg/.jpeg/.webp/.bmp file directly inside the subfolders of {folder}"
+    if not entries:
+        return "dataset.train_data_dir_not_parent", f"{folder} is empty"
+    return None
+
+
+TEXT = {
+    "dataset.train_data_dir_not_found": (
+        "--train_data_dir does not exist",
+        "sd-scripts treats a missing --train_data_dir like an empty one: it trains nothing, logs \"No data found\" "
+        "and exits with code 0.",
+        ["Fix the path given to --train_data_dir (check it with ls / dir; prefer an absolute path)."]),
+    "dataset.train_data_dir_not_parent": (
+        "No data found: --train_data_dir is the image folder, not its parent",
+        "sd-scripts only reads the <repeats>_<name> subfolders of --train_data_dir; images placed directly in it "
+        "are ignored.",
+        ["Point --train_data_dir at the folder that contains the <repeats>_<name> folders, or move the images "
+         "into a subfolder such as 10_mychar."]),
+    "dataset.folder_without_repeats_prefix": (
+        "Image folders lack the numeric repeats prefix",
+        "sd-scripts skips every subfolder whose name does not start with a number and an underscore.",
+        ["Rename the image folders to <repeats>_<name>, e.g. 10_mychar."]),
+    "dataset.no_images": (
+        "The dataset folders hold no images of a supported type",
+        "sd-scripts only picks up .png/.jpg/.jpeg/.webp/.bmp files (not mixed-case extensions), directly inside "
+        "each <repeats>_<name> folder.",
+        ["Convert the images to PNG/JPEG/WebP and place them directly in the <repeats>_<name> folder."]),
+}
+
+
+def _saw_no_data(context) -> bool:
+    log = getattr(context, "log", None)
+    lines = list(getattr(log, "errors", None) or []) + list(getattr(log, "tail", None) or [])
+    return any(NO_DATA in line for line in lines)
+
+
+def _command(context, changes) -> str:
+    launch = getattr(context, "launch", None)
+    if launch is None or not getattr(launch, "script", None):
+        return ""
+    import sys
+
+    from lora_doctor.cmdedit import join, with_options
+    from lora_doctor.redact import redact_argv
+
+    return join(redact_argv(with_options(launch, changes, ())), sys.platform)
+
+
+@hookimpl
+def lora_doctor_diagnose(failure, context):
+    """After "No data found", look at the command's --train_data_dir and name which dataset mistake it is."""
+    if failure is not None and failure.exception and not failure.is_wrapper:
+        return []
+    value = context.option("train_data_dir") if hasattr(context, "option") else None
+    if not isinstance(value, str) or not value or context.option("dataset_config") or not _saw_no_data(context):
+        return []
+    folder = Path(os.path.expanduser(value))
+    found = classify(folder)
+    if found is None:
+        return []
+    cause, seen = found
+    title, why, fix = TEXT[cause]
+    fix_command = ""
+    if cause == "dataset.train_data_dir_not_parent" and _REPEATS.match(folder.name):
+        fix_command = _command(context, [("train_data_dir", str(folder.parent))])
+    return [Diagnosis(signature_id=cause, title=title, confidence=0.9, evidence=[f"--train_data_dir: {seen}"],
+                      why=why, fix=list(fix), fix_command=fix_command, refs=[REF], source="plugin no_data_diagnose")]
