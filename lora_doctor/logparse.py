@@ -56,6 +56,7 @@ NOTABLE = {
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _CR_SEGMENTS = re.compile(rb"(?m)^[^\n]*\r(?=[^\n])")  # everything up to the last \r that has text after it
 _PROGRESS_RUN = re.compile(r"(?m)(?:^[^\n|]{0,160}\d%\|[^\n]*(?:\n|\Z))+")
+_PROGRESS_RUN_B = re.compile(_PROGRESS_RUN.pattern.encode(), re.MULTILINE)
 _RANK = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
 _TB_START = re.compile(r"(Original )?Traceback \(most recent call last\):?")
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.*))?')
@@ -489,30 +490,32 @@ def _normalize_bytes(data: bytes) -> str:
         data = data.replace(b"\r\n", b"\n")
         if b"\r" in data:
             data = _CR_SEGMENTS.sub(b"", data).replace(b"\r", b"")
-    text = data.decode("utf-8", "replace")
-    if "\x1b" in text:
-        text = _ANSI.sub("", text)
-    if "%|" in text:
-        text = _PROGRESS_RUN.sub(_collapse_progress, text)
-    return text
+    if b"\x1b" in data:  # colour codes first, so they cannot hide a progress bar
+        text = _ANSI.sub("", data.decode("utf-8", "replace"))
+        return _PROGRESS_RUN.sub(_collapse_progress, text) if "%|" in text else text
+    if b"%|" in data:  # on bytes: about twice as fast as on the decoded text
+        data = _PROGRESS_RUN_B.sub(_collapse_progress, data)
+    return data.decode("utf-8", "replace")
 
 
-def _collapse_progress(m: re.Match) -> str:
+def _collapse_progress(m: re.Match):
+    """A run of progress-bar lines -> its last line, plus the first one that shows `nan`."""
     run = m.group(0)
-    end = run.endswith("\n")
+    nl = "\n" if isinstance(run, str) else b"\n"
+    end = run.endswith(nl)
     body = run[:-1] if end else run
-    last_nl = body.rfind("\n")
+    last_nl = body.rfind(nl)
     if last_nl < 0:
         return run
     keep = body[last_nl + 1:]
-    nan = body.find("nan", 0, last_nl)
+    nan = body.find("nan" if isinstance(run, str) else b"nan", 0, last_nl)
     if nan >= 0:
-        start = body.rfind("\n", 0, nan) + 1
-        stop = body.find("\n", nan)
+        start = body.rfind(nl, 0, nan) + 1
+        stop = body.find(nl, nan)
         first_nan = body[start:stop]
         if first_nan != keep:
-            keep = first_nan + "\n" + keep
-    return keep + ("\n" if end else "")
+            keep = first_nan + nl + keep
+    return keep + (nl if end else nl[:0])
 
 
 def iter_chunks(stream, chunk_size: int = CHUNK):

@@ -105,14 +105,14 @@ def diagnose_stream(stream, **kwargs) -> DiagnosisReport:
     return _diagnose(stream, **kwargs)
 
 
-def load_signatures(host=None, plugin_dirs=()) -> tuple[Database, object]:
+def load_signatures(host=None, plugin_dirs=(), *, strict: bool = False) -> tuple[Database, object]:
     """The database from every source the plugin host knows (builtin folder, plugins, folders)."""
     if host is None:
         from .pluginmanager import PluginHost
 
         host = PluginHost(list(plugin_dirs))
     sources, errors = host.signature_sources()
-    return load_database(sources, extra_errors=errors), host
+    return load_database(sources, extra_errors=errors, strict=strict), host
 
 
 def _diagnose(stream, *, launch=None, facts=None, exit_code=None, plugin_dirs=(), host=None, size=None,

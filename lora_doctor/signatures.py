@@ -131,8 +131,11 @@ def iter_toml(path) -> list:
         return [path]
 
 
-def load_database(sources, *, extra_errors=()) -> Database:
-    """Load (path, plugin) sources (files or folders); the first definition of an id wins."""
+def load_database(sources, *, extra_errors=(), strict: bool = False) -> Database:
+    """Load (path, plugin) sources (files or folders); the first definition of an id wins.
+
+    `strict` also checks the builtin signatures' regexes for nested quantifiers (as `errors test`
+    does); user files are always checked."""
     db = Database()
     for plugin, message in extra_errors:
         db.errors.append(SignatureError(f"plugin {plugin}", None, f"registering signatures failed: {message}"))
@@ -140,7 +143,7 @@ def load_database(sources, *, extra_errors=()) -> Database:
     for path, plugin in sources:
         for file in iter_toml(path):
             db.files.append(_display(file))
-            sigs, errors = load_file(file, plugin)
+            sigs, errors = load_file(file, plugin, strict=strict)
             db.errors.extend(errors)
             for sig in sigs:
                 first = by_id.get(sig.id)
@@ -155,7 +158,7 @@ def load_database(sources, *, extra_errors=()) -> Database:
     return db
 
 
-def load_file(path, plugin: str = "") -> tuple[list[Signature], list[SignatureError]]:
+def load_file(path, plugin: str = "", *, strict: bool = True) -> tuple[list[Signature], list[SignatureError]]:
     """Parse and validate one TOML file."""
     name = _display(path)
     try:
@@ -186,7 +189,7 @@ def load_file(path, plugin: str = "") -> tuple[list[Signature], list[SignatureEr
     for index, table in enumerate(tables):
         start = heads[index] if index < len(heads) else None
         end = heads[index + 1] if index + 1 < len(heads) else None
-        sig, problems = _build(table, name, text, start, end, plugin)
+        sig, problems = _build(table, name, text, start, end, plugin, strict)
         errors.extend(problems)
         if sig is not None:
             sigs.append(sig)
@@ -218,7 +221,7 @@ def _strings(value, what: str) -> list[str]:
     raise ValueError(f"'{what}' must be a string or a list of strings")
 
 
-def _build(t, file: str, text: str, start, end, plugin: str):
+def _build(t, file: str, text: str, start, end, plugin: str, strict: bool = True):
     problems: list[SignatureError] = []
     sig_id = t.get("id") if isinstance(t, dict) else None
     sig_id = sig_id if isinstance(sig_id, str) else ""
@@ -269,7 +272,8 @@ def _build(t, file: str, text: str, start, end, plugin: str):
         for key in match:
             if key not in MATCH_KEYS:
                 err("match", f"unknown match key '{key}' (known: {', '.join(sorted(MATCH_KEYS))})")
-        compiled = _compile_match(match, err, trusted=plugin.startswith(BUILTIN_PREFIX))
+        trusted = plugin.startswith(BUILTIN_PREFIX)
+        compiled = _compile_match(match, err, trusted=trusted, check=strict or not trusted)
         if compiled is not None and not any(compiled.get(k) for k in ("exception", "message", "frame",
                                                                       "log_all", "log_any")):
             err("match", "the match needs a positive condition (exception, message, frame, log_all or log_any)")
@@ -335,7 +339,7 @@ def _hoist(t: dict, err) -> dict:
     return t
 
 
-def _compile_match(match: dict, err, *, trusted: bool) -> dict | None:
+def _compile_match(match: dict, err, *, trusted: bool, check: bool = True) -> dict | None:
     out: dict = {}
     ok = True
 
@@ -347,7 +351,7 @@ def _compile_match(match: dict, err, *, trusted: bool) -> dict | None:
             err("match", f"match.{key}: regex {pattern!r} does not compile: {exc}")
             ok = False
             return None
-        danger = nested_quantifier(pattern)
+        danger = nested_quantifier(pattern) if check else ""
         if danger:
             err("match", f"match.{key}: regex {pattern!r} nests quantifiers ({danger}) and can take forever on "
                 "some lines; rewrite it without a repeated group of repeats", fatal=not trusted)

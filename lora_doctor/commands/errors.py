@@ -36,7 +36,7 @@ def run(args) -> int:
         raise UsageError("say what to do: list, show ID or test [PATH…] (see lora-doctor errors --help)")
     if args.verb == "test" and args.paths:
         return _test_paths(args)
-    db, _ = load_signatures(plugin_dirs=args.plugin_dir)
+    db, _ = load_signatures(plugin_dirs=args.plugin_dir, strict=args.verb == "test")
     if args.verb == "list":
         return _list(db, args)
     if args.verb == "show":
@@ -120,7 +120,7 @@ def _test_paths(args) -> int:
     for raw in args.paths:
         if not Path(raw).exists():
             raise UsageError(f"{raw}: no such file or folder")
-    mine = load_database([(Path(p), f"folder:{p}") for p in args.paths])
+    mine = load_database([(Path(p), f"folder:{p}") for p in args.paths], strict=True)
     files = {str(f) for p in args.paths for f in iter_toml(Path(p))}
     if not files:
         raise UsageError("no .toml files in " + ", ".join(args.paths))
