@@ -37,10 +37,10 @@ CPU = ("import sys,time\nend=time.time()+float(sys.argv[1]);i=0;t=time.time()\n"
        "while time.time()<end:\n i+=1\n if time.time()-t>0.01:\n  t=time.time();sys.stdout.write(f'\\rsteps: {i} avr_loss=0.1');sys.stdout.flush()\n")
 
 
-def timed(argv, env=None) -> float:
+def timed(argv, env=None, dest=os.devnull) -> float:
     started = time.perf_counter()
-    with open(os.devnull, "wb") as null:
-        subprocess.run(argv, stdout=null, stderr=null, env=env, check=True)
+    with open(dest, "wb") as out:
+        subprocess.run(argv, stdout=out, stderr=subprocess.DEVNULL, env=env, check=True)
     return time.perf_counter() - started
 
 
@@ -50,17 +50,21 @@ def wrapper(log: str, *command: str) -> list[str]:
 
 
 def throughput(mb: int, repeat: int) -> None:
+    unbuffered = dict(os.environ, PYTHONUNBUFFERED="1")  # what the wrapper gives its child
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "train.log")
-        for name, code in (("block writes", BLOCKS), ("print() lines", LINES)):
-            child = [sys.executable, "-c", code, str(mb)]
-            direct, wrapped = [], []
-            for _ in range(repeat):  # side by side, alternating
-                direct.append(timed(child))
-                wrapped.append(timed(wrapper(log, *child)))
-            d, w = statistics.median(direct), statistics.median(wrapped)
-            print(f"{mb} MB, {name}: direct {d:.2f} s, through lora-doctor run {w:.2f} s "
-                  f"(x{w / d:.2f}; log {os.path.getsize(log) >> 20} MiB)")
+        for dest in (os.devnull, os.path.join(tmp, "stdout.bin")):
+            for name, code in (("block writes", BLOCKS), ("print() lines", LINES)):
+                child = [sys.executable, "-c", code, str(mb)]
+                times: dict[str, list[float]] = {"direct": [], "direct+unbuffered": [], "wrapped": []}
+                for _ in range(repeat):  # side by side, alternating
+                    times["direct"].append(timed(child, dest=dest))
+                    times["direct+unbuffered"].append(timed(child, unbuffered, dest=dest))
+                    times["wrapped"].append(timed(wrapper(log, *child), dest=dest))
+                d, u, w = (statistics.median(times[k]) for k in ("direct", "direct+unbuffered", "wrapped"))
+                print(f"{mb} MB, {name}, stdout to {'/dev/null' if dest == os.devnull else 'a file'}: direct {d:.2f} s, "
+                      f"direct with PYTHONUNBUFFERED=1 {u:.2f} s, through lora-doctor run {w:.2f} s "
+                      f"(x{w / d:.2f} / x{w / u:.2f}; log {os.path.getsize(log) >> 20} MiB)")
 
 
 def cpu_share(seconds: float) -> None:
