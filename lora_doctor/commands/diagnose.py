@@ -38,6 +38,9 @@ def run(args) -> int:
     launch = _launch(args)
     kwargs = dict(launch=launch, exit_code=args.exit_code, plugin_dirs=args.plugin_dir)
     if args.log == "-":
+        if sys.stdin.isatty():
+            print("lora-doctor diagnose: reading the log from stdin (paste it, then Ctrl-D; Ctrl-Z Enter on "
+                  "Windows)", file=sys.stderr)
         report = diagnose_stream(sys.stdin.buffer, **kwargs)
     else:
         path = args.log
