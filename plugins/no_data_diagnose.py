@@ -1,8 +1,9 @@
-"""Builtin plugin: why sd-scripts found "No data", told from the command's --train_data_dir.
+"""Builtin plugin: dataset mistakes the log cannot tell apart, named from the command's folders.
 
 sd-scripts prints the same lines whether --train_data_dir does not exist or points at the folder
-that holds the images (it only looks at subfolders), so the log alone cannot tell these apart; the
-folder itself can, when the command is known (`lora-doctor run`, or a diagnosis given the command).
+that holds the images (it only looks at subfolders), and says nothing when --reg_data_dir does not
+exist; the folders themselves tell, when the command is known (`lora-doctor run`, or a diagnosis
+given the command).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from lora_doctor.hookspecs import hookimpl
 from lora_doctor.model import Diagnosis
 
 NO_DATA = "No data found"
+NO_REG = "no regularization images"
 MAX_ENTRIES = 5000  # a folder is judged from its first entries; a dataset root is never this big
 # sd-scripts globs these exact suffixes (lower or upper case, not mixed), non-recursively.
 IMAGE_SUFFIXES = {s for ext in ("png", "jpg", "jpeg", "webp", "bmp") for s in ("." + ext, "." + ext.upper())}
@@ -92,10 +94,27 @@ TEXT = {
 }
 
 
-def _saw_no_data(context) -> bool:
+def _saw(context, text: str) -> bool:
     log = getattr(context, "log", None)
-    lines = list(getattr(log, "errors", None) or []) + list(getattr(log, "tail", None) or [])
-    return any(NO_DATA in line for line in lines)
+    lines = [*(getattr(log, "errors", None) or []), *(getattr(log, "warnings", None) or []),
+             *(getattr(log, "tail", None) or [])]
+    return any(text in line for line in lines)
+
+
+def _reg_dir_missing(context) -> Diagnosis | None:
+    value = context.option("reg_data_dir")
+    if not isinstance(value, str) or not value or not _saw(context, NO_REG):
+        return None
+    folder = Path(os.path.expanduser(value))
+    if folder.is_dir():
+        return None
+    return Diagnosis(signature_id="dataset.reg_data_dir_not_found",
+                     title="The regularization folder does not exist; training ran without it",
+                     confidence=0.9, evidence=[f"--reg_data_dir: {folder} does not exist", NO_REG],
+                     why="sd-scripts treats a missing --reg_data_dir like an empty one and trains without "
+                         "regularization images; the only trace is the usual 'no regularization images' warning.",
+                     fix=["Fix the --reg_data_dir path (the parent of <repeats>_<class> folders), or drop the option."],
+                     refs=[REF], severity="warn", source="plugin no_data_diagnose")
 
 
 def _command(context, changes) -> str:
@@ -112,12 +131,15 @@ def _command(context, changes) -> str:
 
 @hookimpl
 def lora_doctor_diagnose(failure, context):
-    """After "No data found", look at the command's --train_data_dir and name which dataset mistake it is."""
+    """After "No data found" / "no regularization images", look at the command's dataset folders."""
     if failure is not None and failure.exception and not failure.is_wrapper:
+        return []  # a traceback explains the run; the signatures handle it
+    if not hasattr(context, "option") or context.option("dataset_config"):
         return []
-    value = context.option("train_data_dir") if hasattr(context, "option") else None
-    if not isinstance(value, str) or not value or context.option("dataset_config") or not _saw_no_data(context):
-        return []
+    value = context.option("train_data_dir")
+    if not isinstance(value, str) or not value or not _saw(context, NO_DATA):
+        reg = _reg_dir_missing(context)
+        return [reg] if reg else []
     folder = Path(os.path.expanduser(value))
     found = classify(folder)
     if found is None:

@@ -70,3 +70,15 @@ def test_no_look_at_the_folder_without_no_data_or_with_a_dataset_config(host, tm
     assert diagnose(host, tmp_path / "missing", log=clean) == []
     d = diagnose(host, tmp_path / "missing", f"--dataset_config={tmp_path / 'd.toml'}")
     assert [x.signature_id for x in d][:1] == ["dataset.train_data_dir_not_parent"]
+
+
+def test_missing_reg_data_dir_is_named_in_a_run_that_otherwise_succeeded(host, tmp_path):
+    baseline = next(c for c in map(json.loads, CORPUS.read_text("utf-8").splitlines()) if c["id"] == "baseline")
+    png(tmp_path / "img" / "10_mychar" / "a.png")
+    argv = ["accelerate", "launch", "train_network.py", f"--train_data_dir={tmp_path / 'img'}",
+            f"--reg_data_dir={tmp_path / 'regs'}"]
+    d = diagnose_text(baseline["log"], exit_code=0, launch=parse_command(argv), host=host).diagnoses
+    assert [x.signature_id for x in d] == ["dataset.reg_data_dir_not_found"]
+    assert d[0].severity == "warn" and str(tmp_path / "regs") in d[0].evidence[0]
+    (tmp_path / "regs").mkdir()
+    assert diagnose_text(baseline["log"], exit_code=0, launch=parse_command(argv), host=host).diagnoses == []
