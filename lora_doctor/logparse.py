@@ -105,11 +105,14 @@ class ParsedLog:
     lines: int = 0
     bytes: int = 0
     truncated_lines: int = 0
+    root_rank: int | None = None  # "Root Cause (first observed failure)" of torch elastic
 
     @property
     def root(self) -> Failure | None:
-        """The first real failure: not a wrapper; else the first wrapper."""
+        """The first real failure (of the rank torch elastic names, when it does); else the first wrapper."""
         real = [f for f in self.failures if not f.is_wrapper and f.exception]
+        if self.root_rank is not None:
+            real = [f for f in real if f.rank == self.root_rank] or real
         if real:
             return real[0]
         return self.failures[0] if self.failures else None
@@ -143,6 +146,21 @@ class _Open:
         self.strays = 0
 
 
+class _Stream:
+    """Reading state of one output stream: unprefixed lines, or one `[rankN]:` rank's lines, so
+    interleaved ranks do not mix their tracebacks."""
+
+    def __init__(self):
+        self.tb: _Open | None = None
+        self.msg_for: Failure | None = None  # failure whose message is still being read
+        self.msg_lines = 0
+        self.msg_strict = False  # no traceback: only indented lines continue the message
+        self.chain_pending: Failure | None = None
+
+
+MAX_STREAMS = 64
+
+
 class LogParser:
     """Feed text chunks (or lines); `close()` returns the ParsedLog.
 
@@ -156,11 +174,8 @@ class LogParser:
         self.scanner = scanner
         self.out = ParsedLog()
         self.ring: deque[str] = deque(maxlen=RING)
-        self.tb: _Open | None = None
-        self.msg_for: Failure | None = None  # failure whose message is still being read
-        self.msg_lines = 0
-        self.msg_strict = False
-        self.chain_pending: Failure | None = None
+        self.streams: dict[int | None, _Stream] = {None: _Stream()}  # per [rankN]: prefix
+        self.st = self.streams[None]
         self.record: list[str] | None = None  # rich log record being unfolded
         self.record_full_width = 0
         self._exit_bits: dict[str, object] = {}
@@ -184,11 +199,14 @@ class LogParser:
         self._flush_record()
         if self.scanner is not None and self._emitted:
             self.scanner.scan("\n".join(self._emitted))
-        self._end_message()
-        if self.tb is not None:
-            self._abandon_tb()
+        for st in self.streams.values():
+            self.st = st
+            self._end_message()
+            if st.tb is not None:
+                self._abandon_tb()
         self.out.tail = list(self.ring)[-40:]
         self.out.exit = self._exit_cause()
+        self.out.root_rank = self._exit_bits.get("root_rank")
         return self.out
 
     # -- rich log records: unfold --------------------------------------------------------
@@ -204,7 +222,7 @@ class LogParser:
                 self._logical(part)
             line = parts[-1]
             m = _RECORD.match(line)
-            if m and (m.group("src") or m.group("time")) and self.tb is None:
+            if m and (m.group("src") or m.group("time")) and self.st.tb is None:
                 self.record = [line.rstrip()]
                 self.record_full_width = len(line)
                 self._record_parts = m
@@ -248,12 +266,16 @@ class LogParser:
         if line.startswith("[") and (m := _RANK.match(line)):
             rank = int(m.group(1))
             line = line[m.end():]
+        st = self.streams.get(rank)
+        if st is None:
+            st = self.streams.setdefault(rank, _Stream()) if len(self.streams) < MAX_STREAMS else self.streams[None]
+        self.st = st
         if _EXIT_HINT.search(line):
             self._exit_marker(line)
-        if self.msg_for is not None:
+        if self.st.msg_for is not None:
             if self._message_line(line, no, rank):
                 return
-        if self.tb is not None:
+        if self.st.tb is not None:
             self._in_traceback(line, no, rank)
             return
         self._idle(line, no, rank)
@@ -261,13 +283,13 @@ class LogParser:
     def _idle(self, line: str, no: int, rank: int | None) -> None:
         if "Traceback" in line and (m := _TB_START.search(line)):
             kind = "rich" if "╭" in line else "plain"
-            self.tb = _Open(kind, no, rank, nested_in=None)
+            self.st.tb = _Open(kind, no, rank, nested_in=None)
             return
         if _CHAIN.match(line) and self.out.failures:
-            self.chain_pending = self.out.failures[-1]
+            self.st.chain_pending = self.out.failures[-1]
             return
         if "File \"" in line and _FRAME.match(line):  # a pasted excerpt without its header
-            self.tb = _Open("plain", no, rank)
+            self.st.tb = _Open("plain", no, rank)
             self._in_traceback(line, no, rank)
             return
         if ("Warning" in line or "WARN" in line) and len(self.out.warnings) < self.WARN_KEEP \
@@ -280,12 +302,13 @@ class LogParser:
         if ":" in line or line.strip() in _BARE_TYPES:
             m = _LOOSE_EXC.match(line)
             if m and (m.group("msg") is not None or m.group("type").rsplit(".", 1)[-1] in _BARE_TYPES):
-                self._add_failure(m.group("type"), m.group("msg") or "", [], rank, no, no)
-                self.msg_strict = True  # no traceback: only indented lines continue its message
+                f = self._add_failure(m.group("type"), m.group("msg") or "", [], rank, no, no)
+                # no traceback: only indented lines continue its message (elastic's summary block aside)
+                self.st.msg_strict = f.exception_name != "ChildFailedError"
 
     # -- inside a traceback --------------------------------------------------------------
     def _in_traceback(self, line: str, no: int, rank: int | None) -> None:
-        tb = self.tb
+        tb = self.st.tb
         stripped = line.strip()
         if tb.kind == "rich" and not tb.box_closed:
             if not stripped or stripped[0] in "│╭╰" or stripped.startswith("...") or not _EXC.match(stripped):
@@ -302,21 +325,20 @@ class LogParser:
             self._add_frame(Frame(m.group("file"), int(m.group("line")), (m.group("func") or "").strip()))
             return
         if not stripped or line[0] in " \t" or stripped.startswith(("...", "[Previous line")):
-            tb.strays += 0 if not stripped else 0
             return
         m = _EXC.match(stripped)
         if m and not _RECORD.match(line):
-            self.tb = None
+            self.st.tb = None
             f = self._add_failure(m.group("type"), m.group("msg") or "", tb.frames, tb.rank if tb.rank is not None
                                   else rank, no, tb.start, nested_in=tb.nested_in)
-            self.msg_for, self.msg_lines = f, 0
+            self.st.msg_for, self.st.msg_lines = f, 0
             return
         tb.strays += 1
         if tb.strays > 30:
             self._abandon_tb()
 
     def _rich_line(self, line: str) -> None:
-        tb = self.tb
+        tb = self.st.tb
         s = line.strip()
         if s.startswith("╰"):
             self._rich_header_done()
@@ -344,7 +366,7 @@ class LogParser:
         tb.header_full = full
 
     def _rich_header_done(self) -> None:
-        tb = self.tb
+        tb = self.st.tb
         if not tb.header:
             return
         text = "".join(tb.header)
@@ -354,41 +376,41 @@ class LogParser:
             self._add_frame(Frame(m.group("file"), int(m.group("line")), m.group("func")))
 
     def _add_frame(self, frame: Frame) -> None:
-        frames = self.tb.frames
+        frames = self.st.tb.frames
         if len(frames) >= MAX_FRAMES:
             del frames[20]  # keep the outermost and the innermost frames
         frames.append(frame)
 
     def _abandon_tb(self) -> None:
         """A traceback without its exception line (cut off): keep it as a failure of unknown type."""
-        tb, self.tb = self.tb, None
+        tb, self.st.tb = self.st.tb, None
         if tb.frames:
             self._add_failure("", "", tb.frames, tb.rank, tb.start, tb.start, nested_in=tb.nested_in)
 
     # -- exception messages ----------------------------------------------------------------
     def _message_line(self, line: str, no: int, rank: int | None) -> bool:
         """Continue the current message with this line; False when the message has ended."""
-        f = self.msg_for
+        f = self.st.msg_for
         s = line.strip()
         if "Traceback" in line and (m := _TB_START.search(line)):
             self._end_message()
             if m.group(1):  # "Original Traceback": the real one, raised in a DataLoader worker
                 f.is_wrapper = True
-                self.tb = _Open("plain", no, rank, nested_in=f)
+                self.st.tb = _Open("plain", no, rank, nested_in=f)
                 return True
             return False
-        if (not s or (self.msg_strict and line[0] not in " \t") or _CHAIN.match(line) or s[0] in "╭│╰" or self.msg_lines >= MAX_MESSAGE_LINES
+        if (not s or (self.st.msg_strict and line[0] not in " \t") or _CHAIN.match(line) or s[0] in "╭│╰" or self.st.msg_lines >= MAX_MESSAGE_LINES
                 or _RECORD.match(line) or _PROGRESS_LINE.match(line)):
             self._end_message()
             return False
         if len(f.message) < MAX_MESSAGE:
             f.message = (f.message + "\n" + line.rstrip())[:MAX_MESSAGE]
-        self.msg_lines += 1
+        self.st.msg_lines += 1
         return True
 
     def _end_message(self) -> None:
-        f, self.msg_for = self.msg_for, None
-        self.msg_strict = False
+        f, self.st.msg_for = self.st.msg_for, None
+        self.st.msg_strict = False
         if f is None:
             return
         if f.exception_name == "ChildFailedError":
@@ -405,9 +427,9 @@ class LogParser:
         name = f.exception_name
         if name in _WRAPPER_TYPES or _WORKER_WRAP.match(msg):
             f.is_wrapper = True
-        if self.chain_pending is not None and nested_in is None:
-            prev = self.chain_pending
-            self.chain_pending = None
+        if self.st.chain_pending is not None and nested_in is None:
+            prev = self.st.chain_pending
+            self.st.chain_pending = None
             if prev in self.out.failures:
                 self.out.failures.remove(prev)
                 f.causes = [*prev.causes, prev]
@@ -417,8 +439,8 @@ class LogParser:
             before = list(self.ring)
             first = max(0, len(before) - (no - start) - 1 - EXCERPT_BEFORE)
             self.out.excerpts[id(f)] = [x[:300] for x in before[first:]][-60:]
-        if self.msg_for is None and exc:
-            self.msg_for, self.msg_lines = f, 0
+        if self.st.msg_for is None and exc:
+            self.st.msg_for, self.st.msg_lines = f, 0
         return f
 
     # -- how the process ended -----------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .logparse import NOTABLE, ParsedLog, chain, exit_cause, parse_stream, parse_text
+from .logparse import NOTABLE, ParsedLog, chain, exit_cause, parse_stream
 from .model import Diagnosis, ExitCause, Failure
 from .signatures import Database, LineScanner, RegexGuard, Signature, load_database
 
@@ -67,7 +67,7 @@ class DiagnosisReport:
         log = self.log
         return {
             "diagnoses": [d.to_json() for d in self.diagnoses],
-            "failures": [_failure_json(f) for f in self.failures],
+            "failures": [_failure_json(f, log) for f in self.failures],
             "exit": self.exit.to_json() if self.exit else None,
             "signature_errors": list(self.signature_errors),
             "plugin_errors": list(self.plugin_errors),
@@ -76,9 +76,12 @@ class DiagnosisReport:
         }
 
 
-def _failure_json(f: Failure) -> dict:
+def _failure_json(f: Failure, log: ParsedLog | None) -> dict:
+    from .redact import redact_text
+
     out = f.to_json()
     out["causes"] = [c.to_json() for c in f.causes]
+    out["excerpt"] = [redact_text(line) for line in log.excerpt(f)] if log is not None else []
     return out
 
 

@@ -11,7 +11,6 @@ import re
 import signal as _signal
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 try:  # Python 3.11+
     import tomllib
@@ -116,10 +115,6 @@ class Database:
 
 
 # -- loading -------------------------------------------------------------------------------
-def _display(path) -> str:
-    return str(path)
-
-
 def iter_toml(path) -> list:
     """The .toml files of a file or folder (a Path or an importlib Traversable), sorted."""
     try:
@@ -142,7 +137,7 @@ def load_database(sources, *, extra_errors=(), strict: bool = False) -> Database
     by_id: dict[str, Signature] = {}
     for path, plugin in sources:
         for file in iter_toml(path):
-            db.files.append(_display(file))
+            db.files.append(str(file))
             sigs, errors = load_file(file, plugin, strict=strict)
             db.errors.extend(errors)
             for sig in sigs:
@@ -160,7 +155,7 @@ def load_database(sources, *, extra_errors=(), strict: bool = False) -> Database
 
 def load_file(path, plugin: str = "", *, strict: bool = True) -> tuple[list[Signature], list[SignatureError]]:
     """Parse and validate one TOML file."""
-    name = _display(path)
+    name = str(path)
     try:
         raw = path.read_bytes()
     except (OSError, AttributeError) as exc:
@@ -206,11 +201,6 @@ def _key_line(text: str, key: str, start: int | None, end: int | None) -> int | 
         if rx.match(lines[i]):
             return i + 1
     return start
-
-
-class _Problems(list):
-    def add(self, line, message, sig_id="", fatal=True):
-        self.append((line, message, sig_id, fatal))
 
 
 def _strings(value, what: str) -> list[str]:
@@ -580,9 +570,3 @@ def builtin_sources():
 
     return [(resources.files("lora_doctor.known_errors"), BUILTIN_PREFIX + "known_errors")]
 
-
-def as_path(path) -> Path | None:
-    try:
-        return Path(str(path))
-    except TypeError:
-        return None

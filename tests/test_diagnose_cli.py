@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +22,6 @@ BASIC_SIGS = DATA / "signatures" / "basic"
 # prints an uncaught exception.
 GENERATOR = r'''
 import sys, traceback
-from pathlib import Path
 out = Path(sys.argv[1])
 
 def cuda():

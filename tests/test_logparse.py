@@ -260,3 +260,33 @@ def test_plain_log_lines_are_not_failures():
             "Error while doing X is only a sentence\n")
     log = parse_text(text)
     assert log.failures == [] and log.exit is None
+
+
+def test_interleaved_ranks_keep_their_own_tracebacks():
+    text = """\
+[rank0]: Traceback (most recent call last):
+[rank1]: Traceback (most recent call last):
+[rank0]:   File "/sd/a.py", line 1, in f
+[rank1]:   File "/sd/b.py", line 2, in g
+[rank1]: KeyError: 'b'
+[rank0]: ValueError: a
+"""
+    log = parse_text(text)
+    by_rank = {f.rank: f for f in log.failures}
+    assert by_rank[0].exception == "ValueError" and by_rank[0].frames[0].file == "/sd/a.py"
+    assert by_rank[1].exception == "KeyError" and by_rank[1].frames[0].file == "/sd/b.py"
+    assert log.root is by_rank[1]  # the first one to fail
+
+
+def test_elastic_root_cause_rank_picks_the_root():
+    text = """\
+[rank0]: RuntimeError: NCCL timeout waiting for rank 1
+[rank1]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+Root Cause (first observed failure):
+[1]:
+  rank      : 1 (local_rank: 1)
+  exitcode  : 1 (pid: 4242)
+"""
+    log = parse_text(text)
+    assert log.root.exception == "torch.OutOfMemoryError"
