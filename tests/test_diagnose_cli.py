@@ -22,6 +22,7 @@ BASIC_SIGS = DATA / "signatures" / "basic"
 # prints an uncaught exception.
 GENERATOR = r'''
 import sys, traceback
+from pathlib import Path
 out = Path(sys.argv[1])
 
 def cuda():
