@@ -302,7 +302,7 @@ class Runner:
             self.interrupts += 1
             self.stopped = self.stopped or "interrupted"
             if self.interrupts >= 2:
-                self._hint("second Ctrl-C: killing the training process group")
+                self.hint("second Ctrl-C: killing the training process group")
                 self._signal_group(signal.SIGKILL if POSIX else signal.SIGTERM)
             else:
                 self._signal_group(signal.SIGINT)
@@ -326,7 +326,8 @@ class Runner:
         threading.Thread(target=escalate, daemon=True).start()
 
     # -- hints --------------------------------------------------------------------------
-    def _hint(self, text: str) -> None:
+    def hint(self, text: str) -> None:
+        """Print a hint on stderr, on its own lines, prefixed [lora-doctor]; each text once."""
         if text in self._seen_hints:
             return
         self._seen_hints.add(text)
@@ -345,7 +346,7 @@ class Runner:
         except Exception:
             hint = None
         if hint:
-            self._hint(hint)
+            self.hint(hint)
 
     # -- the run ------------------------------------------------------------------------
     def _spawn(self):

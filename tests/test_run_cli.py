@@ -132,3 +132,12 @@ def test_accelerate_launch_end_to_end(isolated_env, tmp_path):
     assert ok.returncode == 0, ok.stdout[-2000:]
     assert b"step 2 loss=" in ok.stdout
     assert json.loads((tmp_path / "fp32.report.json").read_text())["exit"]["description"] == "exit code 0"
+
+
+def test_unwritable_log_is_a_usage_error(isolated_env, tmp_path):
+    (tmp_path / "file").write_text("")
+    proc = _run(["--only", "args", "--log", str(tmp_path / "file" / "x.log"), "--", sys.executable, "-c", "print(1)"],
+                isolated_env, tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"lora-doctor run: error: --log {tmp_path / 'file' / 'x.log'}")
+    assert proc.stdout == ""

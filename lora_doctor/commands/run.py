@@ -123,7 +123,7 @@ class _Watch:
         if self.stop_on_nan and not self.nan_stopped and self.loss_is_nan(line) and self.runner is not None:
             self.nan_stopped = True
             self.runner.stop("nan")
-            self.runner._hint("--stop-on-nan: the loss is NaN, stopping the run.")
+            self.runner.hint("--stop-on-nan: the loss is NaN, stopping the run.")
         pre = self.preflight
         if pre.host is None:
             return None  # plugins still loading (--force): the first lines go unwatched
@@ -172,10 +172,14 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
     try:
         log_path = log_path_for(args, launch, cwd)
     except OSError as exc:
-        _stderr(f"lora-doctor run: {exc}")
-        return EXIT_PREFLIGHT
+        if args.log:
+            from ..cli import UsageError
+
+            raise UsageError(f"--log {args.log}: {exc.strerror or exc}") from None
+        _stderr(f"lora-doctor: warning: running without a log ({exc}); no diagnosis after a crash")
+        log_path = None
     watch = _Watch(pre, args.stop_on_nan)
-    runner = Runner(list(args.command), cwd=str(cwd), log_path=str(log_path), on_line=watch,
+    runner = Runner(list(args.command), cwd=str(cwd), log_path=str(log_path) if log_path else None, on_line=watch,
                     fragments=SILENT_FAILURES)
     watch.runner = runner
     try:
@@ -186,7 +190,8 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
                 + (" (is the sd-scripts virtual environment activated?)" if code == 127 else ""))
         return code
     try:
-        postmortem(args, launch, pre, result, log_path)
+        if log_path is not None:
+            postmortem(args, launch, pre, result, log_path)
     except Exception as exc:  # the explanation must never change the exit code
         _stderr(f"lora-doctor: could not explain the run ({type(exc).__name__}: {exc}); log: {log_path}")
     return result.exit_code
