@@ -7,9 +7,25 @@ import textwrap
 from .render import _line, make_console
 
 
+def _paragraphs(text: str) -> list[str]:
+    """Lines of a paragraph joined (TOML strings are often hard-wrapped); list items kept apart."""
+    out: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            out.append("")
+        elif out and out[-1] and not stripped.startswith(("-", "*", "•")) and not stripped[:1].isdigit():
+            out[-1] += " " + stripped
+        else:
+            out.append(stripped)
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
 def _wrap(console, text: str, indent: str, style: str | None = None, hang: int = 0) -> None:
     width = max(40, min(getattr(console, "width", 100) or 100, 110) - len(indent))
-    for para in text.splitlines() or [""]:
+    for para in _paragraphs(text) or [""]:
         for line in textwrap.wrap(para, width, subsequent_indent=" " * hang, break_on_hyphens=False) or [""]:
             _line(console, indent + line, style)
 

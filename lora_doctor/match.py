@@ -243,7 +243,17 @@ def match_signature(sig: Signature, parsed: ParsedLog, scanner: LineScanner, pos
             evidence.insert(1, f"raised at {fr.file}:{fr.line} in {fr.function}")
     from .redact import redact_text
 
-    return Match(sig, failure, groups, [redact_text(e) for e in evidence], on_root, post)
+    return Match(sig, failure, groups, [redact_text(e) for e in _dedupe(evidence)], on_root, post)
+
+
+def _dedupe(evidence: list[str]) -> list[str]:
+    """Drop a line that repeats another (a log line that is the exception line says nothing new)."""
+    unique: list[str] = []
+    for e in evidence:
+        body = e[5:] if e.startswith("log: ") else e
+        if not any(body in (u[5:] if u.startswith("log: ") else u) or u in body for u in unique):
+            unique.append(e)
+    return unique
 
 
 def match_all(db: Database, parsed: ParsedLog, scanner: LineScanner, post: PostMortem, guard) -> list[Match]:
@@ -299,10 +309,10 @@ def _rank(matches: list[Match], code: list[tuple[Diagnosis, int]]) -> list[Diagn
 
 def _merge(sig_d: Diagnosis, code_d: Diagnosis) -> Diagnosis:
     """A signature's explanation with the numbers a code matcher computed."""
-    fix = list(code_d.fix) + [s for s in sig_d.fix if s not in code_d.fix]
+    fix = list(code_d.fix) or list(sig_d.fix)  # the computed steps are the specific ones
     return Diagnosis(signature_id=sig_d.signature_id, title=sig_d.title,
                      confidence=max(sig_d.confidence, code_d.confidence),
-                     evidence=list(dict.fromkeys(code_d.evidence + sig_d.evidence)),
+                     evidence=_dedupe(code_d.evidence + sig_d.evidence),
                      why=(code_d.why + ("\n" if code_d.why else "") + sig_d.why).strip(), fix=fix,
                      fix_command=code_d.fix_command or sig_d.fix_command,
                      refs=list(dict.fromkeys(sig_d.refs + code_d.refs)), severity=sig_d.severity,

@@ -22,6 +22,15 @@ REFS_OOM = ["https://pytorch.org/docs/stable/notes/cuda.html#environment-variabl
             "https://github.com/kohya-ss/sd-scripts/blob/main/docs/train_network_README-ja.md"]
 
 
+GENERIC_OOM_STEPS = [
+    "Train in mixed precision (--mixed_precision=fp16, or bf16 on RTX 30xx and newer) and add "
+    "--gradient_checkpointing: the two largest savings.",
+    "Lower --train_batch_size (raise --gradient_accumulation_steps to keep the effective batch) or --resolution.",
+    "Use --sdpa (or --xformers), --cache_latents and an 8-bit optimizer (--optimizer_type=AdamW8bit).",
+    "Run `lora-doctor diagnose LOG -- <your training command>` to get the corrected command.",
+]
+
+
 def _mib(value: str, unit: str) -> float:
     return float(value) * _UNIT.get(unit, 1.0)
 
@@ -31,11 +40,10 @@ def _fmt(mib: float) -> str:
 
 
 def _oom_text(failure, context) -> str:
-    texts = []
-    if failure is not None:
-        from lora_doctor.logparse import chain
+    from lora_doctor.logparse import chain
 
-        texts = [f"{f.exception}: {f.message}" for f in chain(failure)]
+    tops = ([failure] if failure is not None else []) + list(context.log.failures)
+    texts = (f"{f.exception}: {f.message}" for top in tops for f in reversed(chain(top)))
     return next((t for t in texts if "out of memory" in t.lower() or "OutOfMemoryError" in t), "")
 
 
@@ -86,6 +94,12 @@ def diagnose_oom(failure, context) -> Diagnosis | None:
         numbers.append(f"{_fmt(free_mib)} was free")
     if total_mib is not None:
         numbers.append(f"the GPU has {_fmt(total_mib)} in total")
+    if context.launch is None:
+        return Diagnosis(signature_id="cuda.oom", title="The GPU ran out of memory (CUDA out of memory)",
+                         confidence=0.95, evidence=evidence,
+                         why="The GPU ran out of memory" + (": " + ", ".join(numbers) if numbers else "") + ". "
+                             "Memory grows with the batch size, the resolution and the precision.",
+                         fix=GENERIC_OOM_STEPS, refs=REFS_OOM, source="plugin diagnose_code")
     opts = context.options
     batch = int(opts.get("train_batch_size") or 1) if str(opts.get("train_batch_size") or "1").isdigit() else 1
     res = _resolution(opts.get("resolution"))

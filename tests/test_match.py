@@ -185,6 +185,13 @@ def test_oom_names_the_figures_and_what_to_change_first(tmp_path):
     assert "--train_batch_size=4" in d.fix_command
 
 
+def test_oom_without_the_command_claims_no_settings(tmp_path):
+    d = diagnose_text(OOM_OLD, host=host_with(tmp_path)).diagnoses[0]
+    assert d.signature_id == "cuda.oom" and "2.01 GiB" in d.why
+    assert "now" not in d.why and d.fix_command == ""
+    assert "-- <your training command>" in d.fix[-1]
+
+
 def test_oom_new_format_and_a_matching_signature_merge(tmp_path):
     sig = """
     [[signature]]
@@ -192,6 +199,7 @@ def test_oom_new_format_and_a_matching_signature_merge(tmp_path):
     title = "The GPU ran out of memory"
     [signature.match]
     message = 'CUDA out of memory'
+    log_any = ['CUDA out of memory']
     why = "Signature text."
     fix = ["signature step"]
     refs = ["https://example.invalid/oom"]
@@ -203,7 +211,9 @@ def test_oom_new_format_and_a_matching_signature_merge(tmp_path):
     assert [d.signature_id for d in report.diagnoses] == ["cuda.oom"]
     d = report.diagnoses[0]
     assert "20 MiB" in d.why and "23.65 GiB" in d.why and "Signature text." in d.why
-    assert d.fix[-1] == "signature step" and "https://example.invalid/oom" in d.refs
+    assert "signature step" not in d.fix and "https://example.invalid/oom" in d.refs
+    assert d.fix[0].startswith("Train in mixed precision")
+    assert len(d.evidence) == 1  # the log line and the exception line are the same
 
 
 def test_nan_loss_with_a_huge_learning_rate(tmp_path):
