@@ -1,7 +1,9 @@
 """Probe the target interpreter: one subprocess, a timeout, JSON facts back.
 
 The facts (documented in docs/json.md, key `target`):
-``{"python": {...}, "packages": {name: version|None}, "torch": {...}, "probe": {...}}``.
+``{"python": {...}, "packages": {name: version|None}, "torch": {...}, "probe": {...},
+"distributions": {canonical name: version}, "requires": {name: [requirement, ...]}}``
+(the last two only when the probe got that far).
 `probe.ok` is False when not even the interpreter's own facts came back; a torch import that
 fails, hangs or crashes leaves `probe.ok` True and says so in `torch.error` / `torch.timed_out`.
 """
@@ -17,6 +19,7 @@ from .subproc import run_bounded
 
 BASE_MARKER = "@@LORA_DOCTOR_PROBE@@"
 TORCH_MARKER = "@@LORA_DOCTOR_TORCH@@"
+DISTS_MARKER = "@@LORA_DOCTOR_DISTS@@"
 MARKER = BASE_MARKER  # the name older code used
 DEFAULT_TIMEOUT = 60.0
 
@@ -86,7 +89,9 @@ def run_probe(python: str, timeout: float = DEFAULT_TIMEOUT, cwd: str | None = N
               env: dict | None = None) -> dict:
     """Run the probe in `python`; never raises, never waits much longer than `timeout`."""
     env = dict(os.environ if env is None else env, PYTHONIOENCODING="utf-8", PYTHONDONTWRITEBYTECODE="1")
-    got = run_bounded([python, probe_script_path()], timeout, env=env, cwd=cwd)
+    from .target_packages import WITH_REQUIRES
+
+    got = run_bounded([python, probe_script_path(), *WITH_REQUIRES], timeout, env=env, cwd=cwd)
     seconds = got.seconds
     if got.error:
         return failed(python, f"cannot run {python}: {got.error}", seconds=seconds)
@@ -112,6 +117,10 @@ def run_probe(python: str, timeout: float = DEFAULT_TIMEOUT, cwd: str | None = N
         why = _last_line(got.stderr) or describe_exit(got.returncode)
         facts["torch"] = {"imported": False, "crashed": True,
                           "error": f"import torch crashed the interpreter ({describe_exit(got.returncode)}): {why}"}
+    dists = _payload(out, DISTS_MARKER)
+    if isinstance(dists, dict):  # the same shape lora_doctor.target_packages.query answers
+        facts["distributions"] = dict(dists.get("dists") or {})
+        facts["requires"] = dict(dists.get("requires") or {})
     facts["probe"] = {"ok": True, "error": None, "timed_out": got.timed_out, "seconds": round(seconds, 3),
                       "exit_code": got.returncode}
     return facts

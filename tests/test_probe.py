@@ -34,6 +34,10 @@ def test_real_cpu_torch_facts():
     assert torch["cuda_build"] is None and torch["cuda_available"] is False and torch["devices"] == []
     assert facts["python"]["executable"] and facts["python"]["bits"] == 64
     assert facts["packages"]["numpy"] == version("numpy") and facts["packages"]["xformers"] is None
+    # every distribution, in the shape lora_doctor.target_packages answers (one subprocess for both)
+    assert facts["distributions"]["torch"] == version("torch")
+    assert facts["distributions"]["huggingface-hub"] == version("huggingface_hub")
+    assert isinstance(facts["requires"]["torch"], list) and facts["requires"]["torch"]
 
 
 def test_torch_that_raises_on_import(tmp_path):

@@ -15,6 +15,7 @@ import warnings
 
 BASE_MARKER = "@@LORA_DOCTOR_PROBE@@"
 TORCH_MARKER = "@@LORA_DOCTOR_TORCH@@"
+DISTS_MARKER = "@@LORA_DOCTOR_DISTS@@"
 
 PACKAGES = (
     "torch", "torchvision", "xformers", "transformers", "diffusers", "accelerate", "huggingface_hub",
@@ -46,6 +47,35 @@ def package_versions():
         except Exception:
             out[name] = None
     return out
+
+
+def distributions(want):
+    """Every installed distribution (canonical name -> version; the first on sys.path wins, as
+    for import) and the declared requirements of those in `want`."""
+    import re
+
+    try:
+        from importlib import metadata
+    except ImportError:
+        return {"dists": {}, "requires": {}}
+    dists, requires = {}, {}
+    for dist in metadata.distributions():
+        try:
+            name = dist.metadata["Name"]
+        except Exception:
+            name = None
+        if not name:
+            continue
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in dists:
+            continue
+        dists[key] = dist.version
+        if key in want:
+            try:
+                requires[key] = list(dist.requires or [])
+            except Exception:
+                requires[key] = []
+    return {"dists": dists, "requires": requires}
 
 
 def python_facts():
@@ -139,6 +169,8 @@ def main():
         torch = torch_facts()
     torch["probe_seconds"] = round(time.time() - started, 3)
     emit(TORCH_MARKER, torch)
+    want = set(a for a in sys.argv[1:] if not a.startswith("-"))
+    emit(DISTS_MARKER, distributions(want))  # after torch: off the path of the first answers
 
 
 if __name__ == "__main__":
