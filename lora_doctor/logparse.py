@@ -26,7 +26,6 @@ MAX_MESSAGE = 8192  # characters kept of one exception message
 MAX_MESSAGE_LINES = 60
 MAX_FRAMES = 120
 MAX_FAILURES = 200
-MAX_RECORD = 8192  # characters of one unfolded rich log record
 RING = 200  # recent lines kept for excerpts
 EXCERPT_BEFORE = 8
 
@@ -177,7 +176,6 @@ class LogParser:
         self.streams: dict[int | None, _Stream] = {None: _Stream()}  # per [rankN]: prefix
         self.st = self.streams[None]
         self.record: list[str] | None = None  # rich log record being unfolded
-        self.record_full_width = 0
         self._exit_bits: dict[str, object] = {}
         self._emitted: list[str] = []
 
@@ -212,7 +210,7 @@ class LogParser:
     # -- rich log records: unfold --------------------------------------------------------
     def _physical(self, line: str) -> None:
         if self.record is not None:
-            if _CONTINUATION.match(line) and not _RECORD.match(line) and self._record_len() < MAX_RECORD:
+            if _CONTINUATION.match(line) and not _RECORD.match(line) and self._record_len() < MAX_LINE:
                 self._continue_record(line)
                 return
             self._flush_record()
@@ -224,7 +222,6 @@ class LogParser:
             m = _RECORD.match(line)
             if m and (m.group("src") or m.group("time")) and self.st.tb is None:
                 self.record = [line.rstrip()]
-                self.record_full_width = len(line)
                 self._record_parts = m
                 return
         self._logical(line)
@@ -250,6 +247,7 @@ class LogParser:
         text = head + "".join(self.record[1:])
         if m.group("src"):
             text += f"  ({m.group('src')})"
+        text = text[:MAX_LINE]
         self.record = None
         level = m.group("level")
         if level in ("ERROR", "CRITICAL") and len(self.out.errors) < self.ERROR_KEEP:
@@ -286,7 +284,8 @@ class LogParser:
             self.st.tb = _Open(kind, no, rank, nested_in=None)
             return
         if _CHAIN.match(line) and self.out.failures:
-            self.st.chain_pending = self.out.failures[-1]
+            mine = [f for f in self.out.failures if f.rank == rank]
+            self.st.chain_pending = (mine or self.out.failures)[-1]
             return
         if "File \"" in line and _FRAME.match(line):  # a pasted excerpt without its header
             self.st.tb = _Open("plain", no, rank)
