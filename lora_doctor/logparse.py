@@ -323,8 +323,10 @@ class LogParser:
         if m:
             self._add_frame(Frame(m.group("file"), int(m.group("line")), (m.group("func") or "").strip()))
             return
-        if not stripped or line[0] in " \t" or stripped.startswith(("...", "[Previous line")):
+        if not stripped or stripped.startswith(("...", "[Previous line")):
             return
+        if line[0] in " \t" and not (tb.frames and _LOOSE_EXC.match(line) and ": " in stripped):
+            return  # source lines and carets (an indented paste keeps its exception line, though)
         m = _EXC.match(stripped)
         if m and not _RECORD.match(line):
             self.st.tb = None

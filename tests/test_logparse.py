@@ -290,3 +290,9 @@ Root Cause (first observed failure):
 """
     log = parse_text(text)
     assert log.root.exception == "torch.OutOfMemoryError"
+
+
+def test_a_traceback_pasted_with_indentation():
+    text = "\n".join("    " + line for line in PLAIN.splitlines()[1:7]) + "\n"
+    root = parse_text(text).root
+    assert root.exception == "AssertionError" and root.frames[-1].line == 1634
