@@ -215,9 +215,16 @@ def test_cli_verbose_shows_frames(isolated_env, tmp_path):
     assert "/sd/train_network.py:12 train" in result.stdout
 
 
+def _binary(folder):
+    path = folder / "model.safetensors"
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}" + bytes(4000))
+    return path
+
+
 @pytest.mark.parametrize("make,expect", [
     (lambda p: p / "missing.log", "no such file"),
     (lambda p: p, "is a folder"),
+    (_binary, "is a binary file, not a log"),
 ])
 def test_cli_usage_errors_are_one_line_exit_2(isolated_env, tmp_path, make, expect):
     result = run_cli(["diagnose", str(make(tmp_path))], env=isolated_env)

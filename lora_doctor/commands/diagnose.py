@@ -49,6 +49,10 @@ def run(args) -> int:
         if os.path.isdir(path):
             raise UsageError(f"{path} is a folder: give the log file inside it")
         try:
+            with open(path, "rb") as fh:
+                head = fh.read(8192)
+            if head.count(b"\0") > len(head) // 100:
+                raise UsageError(f"{path} is a binary file, not a log: give the text the training printed")
             report = diagnose_file(path, **kwargs)
         except OSError as exc:
             raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
