@@ -136,6 +136,8 @@ def test_exit_codes(isolated_env, tmp_path):
     bad = run_cli(["env", "--python", str(tmp_path / "nope")], env=isolated_env)
     assert bad.returncode == 2 and bad.stderr.startswith(f"lora-doctor env: error: --python {tmp_path / 'nope'}")
     assert run_cli(["env", "--"], env=isolated_env).returncode == 2
+    nodir = run_cli(["env", "--sd-scripts", str(tmp_path / "nodir")], env=isolated_env)
+    assert nodir.returncode == 2 and "--sd-scripts" in nodir.stderr and "no such folder" in nodir.stderr
     assert run_cli(["env", "--only"], env=isolated_env).returncode == 2
 
 

@@ -60,6 +60,9 @@ def run_all_checks(args, launch, *, options=None, prepare=None):
         if resolve_python_option(args.python, Path.cwd(), os.environ) is None:
             raise UsageError(f"--python {args.python}: no such interpreter (give the path of the python "
                              "that runs training, e.g. sd-scripts/venv/bin/python or venv\\Scripts\\python.exe)")
+    if args.sd_scripts and not os.path.isdir(os.path.expanduser(args.sd_scripts)):
+        raise UsageError(f"--sd-scripts {args.sd_scripts}: no such folder (give the sd-scripts checkout, "
+                         "the folder holding train_network.py)")
     if args.probe_timeout <= 0:
         raise UsageError("--probe-timeout must be a positive number of seconds")
     ctx = build_context(python=args.python, launch=launch, sd_scripts=args.sd_scripts, model=args.model,
