@@ -42,16 +42,9 @@ def parse_launch(command: list[str] | None):
     return launch
 
 
-def run_all_checks(args, launch, *, options=None, prepare=None):
-    """Build the context, load plugins, run the selected checks: (context, results, summary, host).
-
-    `prepare()` (e.g. importing the renderer) runs while the probe imports torch, off the
-    critical path.
-    """
-    from ..context import build_context
-    from ..doctor import plugin_error_results, run_checks, select, summary
-    from ..pluginmanager import PluginHost
-
+def validate_check_options(args) -> None:
+    """Raise UsageError for a --python / --sd-scripts / --probe-timeout that cannot work (call it
+    before anything else, so the user gets exit code 2 and one line)."""
     if args.python:
         from pathlib import Path
 
@@ -65,6 +58,19 @@ def run_all_checks(args, launch, *, options=None, prepare=None):
                          "the folder holding train_network.py)")
     if args.probe_timeout <= 0:
         raise UsageError("--probe-timeout must be a positive number of seconds")
+
+
+def run_all_checks(args, launch, *, options=None, prepare=None):
+    """Build the context, load plugins, run the selected checks: (context, results, summary, host).
+
+    `prepare()` (e.g. importing the renderer) runs while the probe imports torch, off the
+    critical path.
+    """
+    from ..context import build_context
+    from ..doctor import plugin_error_results, run_checks, select, summary
+    from ..pluginmanager import PluginHost
+
+    validate_check_options(args)
     ctx = build_context(python=args.python, launch=launch, sd_scripts=args.sd_scripts, model=args.model,
                         offline=args.offline, verbose=args.verbose, options=options,
                         probe_timeout=args.probe_timeout)
