@@ -111,6 +111,10 @@ def test_counter_examples_never_yield_their_signature(db, host):
     "Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'.",
     "steps: 100%|██████████| 2/2 [00:03<00:00,  1.91s/it, avr_loss=1.16]",
     "                    INFO     load tokenizer from cache:                                              strategy_base.py:61",
+    "UserWarning: The installed version of bitsandbytes was compiled without GPU support. 8-bit optimizers, "
+    "8-bit multiplication, and GPU quantization are unavailable.",
+    "A module that was compiled using NumPy 1.x cannot be run in",
+    "WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:",
 ])
 def test_warnings_of_successful_runs_are_not_diagnosed(host, line):
     assert [d.signature_id for d in diagnose_text(line + "\n", host=host).diagnoses] == []

@@ -95,6 +95,9 @@ VARIANTS = [
      "WARNING  No caption file found for 40 images. Training will continue without captions for these images.\n"
      "    caption_extension: txt\n"),
     ("os.interrupted_by_user", "Keyboard interruption in main thread... closing server.\n"),
+    ("cuda.oom", "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 6.00 GiB total "
+                 "capacity; 5.01 GiB already allocated; 0 bytes free)\n12:00:00-000 INFO Training has ended.\n"
+                 "Keyboard interruption in main thread... closing server.\n"),
 ]
 
 
