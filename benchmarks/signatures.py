@@ -38,8 +38,33 @@ def main() -> None:
     for log in logs:
         diagnose_text(log, host=host)
     took = time.perf_counter() - t
+    scan_cost(db)
     print(f"diagnose {len(logs)} corpus logs ({size / 1024:.0f} KiB, database reloaded per log): "
           f"{took:.2f} s total, {took / len(logs) * 1000:.0f} ms per log")
+
+
+def scan_cost(db, megabytes: int = 48) -> None:
+    """What the database's line regexes add to parsing a big log (progress bars, blank lines, records)."""
+    import tempfile
+
+    from lora_doctor.logparse import parse_stream
+    from lora_doctor.signatures import LineScanner, RegexGuard
+
+    bar = "steps:  50%|#####     | 1/2 [00:02<00:02,  2.16s/it, avr_loss=0.119]\r" * 20 + "\n"
+    record = "                    INFO     epoch is incremented. current_epoch: 0, epoch: 1      train_util.py:784\n"
+    chunk = ((bar + "\n" * 20 + record) * 500).encode()
+    with tempfile.NamedTemporaryFile(suffix=".log") as fh:
+        for _ in range(megabytes * 2**20 // len(chunk)):
+            fh.write(chunk)
+        fh.flush()
+        times = {}
+        for label, patterns in (("parse only", []), ("parse + database regexes", db.log_patterns())):
+            with RegexGuard() as guard, open(fh.name, "rb") as stream:
+                t = time.perf_counter()
+                parse_stream(stream, LineScanner(patterns, guard))
+                times[label] = time.perf_counter() - t
+    for label, took in times.items():
+        print(f"{label}: {megabytes} MiB in {took:.2f} s ({megabytes / took:.1f} MiB/s)")
 
 
 if __name__ == "__main__":
