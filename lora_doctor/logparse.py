@@ -69,8 +69,17 @@ _CHAIN = re.compile(r"^\s*(During handling of the above exception, another excep
                     r"The above exception was the direct cause of the following exception):?\s*$")
 _TIME = r"(?:\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?|\d{2}:\d{2}:\d{2}(?:[-.,]\d+)?|\[\d[\d/: -]*\])"
 _LEVEL = r"(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)"
-_RECORD = re.compile(rf"^(?:(?P<time>{_TIME})\s+|(?P<indent>\s{{4,}}))(?P<level>{_LEVEL})\s+(?P<msg>.*?)"
-                     r"(?:\s+(?P<src>[\w.\-]+\.py:\d+))?\s*$")
+_RECORD = re.compile(rf"^(?:(?P<time>{_TIME})\s+|(?P<indent>\s{{4,}}))(?P<level>{_LEVEL})\s")
+_RECORD_SRC = re.compile(r"[\w.\-]+\.py:\d+")
+
+
+def _record_src(line: str, after: int) -> tuple[int, str] | None:
+    """(start, "file.py:123") of rich's source column at the right edge of a record line."""
+    body = line.rstrip()
+    cut = body.rfind(" ") + 1
+    if cut <= after or ".py:" not in body[cut:] or not _RECORD_SRC.fullmatch(body, cut):
+        return None
+    return cut, body[cut:]
 _RECORD_MIDLINE = re.compile(rf"(?<=\S)(?=\d{{4}}-\d{{2}}-\d{{2}} \d{{2}}:\d{{2}}:\d{{2}} {_LEVEL}\s)")
 _CONTINUATION = re.compile(r"^\s{20,}\S")
 _WARNING_LINE = re.compile(r"\b\w*Warning\b|^\s*(?:WARNING|WARN)\b|\bWARNING\[")
@@ -85,7 +94,6 @@ _EXIT_MARKERS = [
     (re.compile(r"Segmentation fault"), "segv"),
     (re.compile(r"paging file is too small|WinError 1455"), "paging"),
 ]
-_EXIT_HINT = re.compile(r"exit|Killed|Signal|died with|Segmentation|32212|-10737|paging file|WinError 1455")
 _WRAPPER_TYPES = ("CalledProcessError", "ChildFailedError")
 _WORKER_WRAP = re.compile(r"^Caught \w+ in DataLoader worker process \d+")
 _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
@@ -209,21 +217,28 @@ class LogParser:
 
     # -- rich log records: unfold --------------------------------------------------------
     def _physical(self, line: str) -> None:
+        rec = None
+        if "INFO" in line or "WARN" in line or "ERROR" in line or "DEBUG" in line or "CRITICAL" in line:
+            if "%|" in line or "it]" in line:  # a record glued to a progress bar
+                parts = _RECORD_MIDLINE.split(line)
+                if len(parts) > 1:
+                    self._physical(parts[0])
+                    for part in parts[1:]:
+                        self._physical(part)
+                    return
+            rec = _RECORD.match(line)
+            if rec is not None:
+                src = _record_src(line, rec.end())
+                rec = (rec, src) if (src or rec.group("time")) else None
         if self.record is not None:
-            if _CONTINUATION.match(line) and not _RECORD.match(line) and self._record_len() < MAX_LINE:
+            if rec is None and _CONTINUATION.match(line) and self._record_len() < MAX_LINE:
                 self._continue_record(line)
                 return
             self._flush_record()
-        if ("INFO" in line or "WARN" in line or "ERROR" in line or "DEBUG" in line or "CRITICAL" in line):
-            parts = _RECORD_MIDLINE.split(line) if len(line) > 40 else [line]
-            for part in parts[:-1]:
-                self._logical(part)
-            line = parts[-1]
-            m = _RECORD.match(line)
-            if m and (m.group("src") or m.group("time")) and self.st.tb is None:
-                self.record = [line.rstrip()]
-                self._record_parts = m
-                return
+        if rec is not None and self.st.tb is None:
+            self.record = [line.rstrip()]
+            self._record_parts = rec
+            return
         self._logical(line)
 
     def _record_len(self) -> int:
@@ -240,13 +255,13 @@ class LogParser:
     def _flush_record(self) -> None:
         if self.record is None:
             return
-        m = self._record_parts
+        m, src = self._record_parts
         head = self.record[0]
-        if m.group("src"):
-            head = head[:m.start("src")].rstrip()
+        if src:
+            head = head[:src[0]].rstrip()
         text = head + "".join(self.record[1:])
-        if m.group("src"):
-            text += f"  ({m.group('src')})"
+        if src:
+            text += f"  ({src[1]})"
         text = text[:MAX_LINE]
         self.record = None
         level = m.group("level")
@@ -268,7 +283,8 @@ class LogParser:
         if st is None:
             st = self.streams.setdefault(rank, _Stream()) if len(self.streams) < MAX_STREAMS else self.streams[None]
         self.st = st
-        if _EXIT_HINT.search(line):
+        if ("exit" in line or "Killed" in line or "Signal" in line or "died with" in line or "Segmentation" in line
+                or "32212" in line or "-10737" in line or "paging file" in line or "WinError 1455" in line):
             self._exit_marker(line)
         if self.st.msg_for is not None:
             if self._message_line(line, no, rank):
@@ -283,7 +299,7 @@ class LogParser:
             kind = "rich" if "╭" in line else "plain"
             self.st.tb = _Open(kind, no, rank, nested_in=None)
             return
-        if _CHAIN.match(line) and self.out.failures:
+        if "exception" in line and _CHAIN.match(line) and self.out.failures:
             mine = [f for f in self.out.failures if f.rank == rank]
             self.st.chain_pending = (mine or self.out.failures)[-1]
             return
@@ -298,7 +314,8 @@ class LogParser:
         if ": error: " in line and (m := _ARGPARSE.match(line.strip())):
             self._add_failure("argparse.ArgumentError", m.group("msg"), [], rank, no, no)
             return
-        if ":" in line or line.strip() in _BARE_TYPES:
+        if ("Error" in line or "Exception" in line or "Exit" in line or "Interrupt" in line or "Invalid" in line
+                or "Failure" in line or "Timeout" in line or "StopIteration" in line):
             m = _LOOSE_EXC.match(line)
             if m and (m.group("msg") is not None or m.group("type").rsplit(".", 1)[-1] in _BARE_TYPES):
                 f = self._add_failure(m.group("type"), m.group("msg") or "", [], rank, no, no)

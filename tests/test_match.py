@@ -277,3 +277,20 @@ def test_a_raising_code_matcher_is_isolated(tmp_path):
     report = diagnose_text(LOG, host=host)
     assert report.diagnoses[0].signature_id == "dataset.image_too_large_no_bucket"
     assert any("boom" in e for e in report.plugin_errors)
+
+
+def test_the_word_filter_on_big_chunks_finds_what_a_plain_search_finds():
+    import re
+
+    from lora_doctor.signatures import LineScanner
+
+    filler = "steps: 1/2 epoch is incremented current_epoch: 0 train_util.py:784\n" * 8000
+    text = filler + "xValueError: x happened\nNo data found. Please verify arguments\nsee defg tail\n" + filler
+    patterns = [re.compile(p, re.MULTILINE) for p in (
+        r"rror: x", r"No data found\. Please verify", r"(?:abc|defg) tail", r"(?i)NO DATA", r"^see\b",
+        r"missing piece here", r"ValueError: y", r"(?:zzzz|yyyy) tail")]
+    assert len(text) > LineScanner.FILTER_FROM
+    scanner = LineScanner(patterns)
+    scanner.scan(text)
+    for rx in patterns:
+        assert (scanner.hit(rx) is not None) == (rx.search(text) is not None), rx.pattern
