@@ -190,7 +190,7 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
                 + (" (is the sd-scripts virtual environment activated?)" if code == 127 else ""))
         return code
     try:
-        if log_path is not None:
+        if log_path is not None and log_path.is_file():  # not for --log /dev/null
             postmortem(args, launch, pre, result, log_path)
     except Exception as exc:  # the explanation must never change the exit code
         _stderr(f"lora-doctor: could not explain the run ({type(exc).__name__}: {exc}); log: {log_path}")
