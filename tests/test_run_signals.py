@@ -16,12 +16,31 @@ def _start(cmd, isolated_env, tmp_path, *extra):
 
 
 def _gone(*pids, timeout=10.0) -> bool:
+    """Every pid gone, and the child's process group (led by the first pid) empty."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not any(alive(p) for p in pids):
+        if not any(alive(p) for p in pids) and _group_empty(pids[0]):
             return True
         time.sleep(0.05)
     return False
+
+
+def _group_empty(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    # members left may be zombies waiting for a reaper that is not ours (PID 1 in a container)
+    return not any(alive(int(p)) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == pgid)
+
+
+def _pgid(pid: int):
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def test_ctrl_c_is_forwarded_to_the_group(isolated_env, tmp_path):
@@ -78,7 +97,7 @@ def test_no_orphans_after_the_child_exits(isolated_env, tmp_path):
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0
         assert b"ready" in out
-        assert _gone(grand, timeout=2)  # the leftover grandchild was ended with the run
+        assert _gone(pid, grand, timeout=2)  # the leftover grandchild was ended with the run
     finally:
         kill_quietly(pid, grand)
 
