@@ -3,7 +3,7 @@
     python benchmarks/diagnose_speed.py [--size-mib 1024] [--keep]
 
 Generates a log in /tmp (mostly tqdm progress-bar lines, some rich log records, a traceback and
-accelerate's wrapper near the end), diagnoses it in a fresh subprocess with the shipped database,
+accelerate's wrapper near the end; then a log of records only, capped at 128 MiB), diagnoses it in a fresh subprocess with the shipped database,
 and prints wall time, MB/s and peak RSS (resource.getrusage), next to a baseline that only reads
 the file line by line. Deletes the file afterwards. Targets: 1 GiB < 10 s, peak RSS < 200 MB;
 database load + compile < 100 ms.
@@ -36,7 +36,9 @@ RECORD = ("2026-11-25 08:18:22 INFO     epoch is incremented. current_epoch: 0, 
 
 
 def block(start: int, sep: str) -> str:
-    """About 1 MiB of progress updates (and a log record now and then)."""
+    """About 1 MiB of progress updates (and a log record now and then); sep "records": log records only."""
+    if sep == "records":
+        return "".join(RECORD.replace("current_epoch: 0", f"current_epoch: {i}") for i in range(start, start + 9000))
     out = []
     for i in range(start, start + 9000):
         pct = i % 100
@@ -121,11 +123,13 @@ def main() -> None:
           f"load + validate + compile {best['load_compile_ms']:.1f} ms (best of 5, fresh process; "
           f"import {best['import_ms']:.1f} ms; via the plugin host {best['with_plugin_host_ms']:.1f} ms)")
 
-    for label, sep in (("newline-separated progress lines", "\n"), ("\\r progress updates (tty capture)", "\r")):
+    scenarios = (("newline-separated progress lines", "\n", size), ("\\r progress updates (tty capture)", "\r", size),
+                 ("rich log records only (no progress bars)", "records", min(size, 128 << 20)))
+    for label, sep, want in scenarios:
         fd, path = tempfile.mkstemp(prefix="lora-doctor-bench-", suffix=".log", dir="/tmp")
         os.close(fd)
         try:
-            actual = generate(path, size, sep)
+            actual = generate(path, want, sep)
             base = child("baseline", path)
             diag = child("diagnose", path)
         finally:
