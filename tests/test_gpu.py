@@ -223,8 +223,22 @@ def test_real_cpu_torch_gives_the_cpu_build_error(isolated_env):
 
     torch = version("torch")  # the test venv's own: the probe must report the same one
     assert f"[✗] GPU: torch {torch} is a CPU-only build: training cannot use a GPU" in proc.stdout
-    assert f"$ {sys.executable} -m pip install torch=={torch.split('+')[0]} " in proc.stdout
-    assert "--index-url https://download.pytorch.org/whl/cu" in proc.stdout
+    # torch 2.13's CUDA builds are not known here: the README's pair, and the selector for keeping 2.13
+    assert f"$ {sys.executable} -m pip install torch==2.6.0 torchvision==0.21.0 " \
+           "--index-url https://download.pytorch.org/whl/cu124" in proc.stdout
+    assert f"to keep {torch.split('+')[0]}, pick the command for your CUDA at https://pytorch.org/get-started/locally/" \
+        in " ".join(proc.stdout.split())
+
+
+def test_cuda_install_command_invents_no_tag_for_an_unknown_torch():
+    from lora_doctor.torch_wheels import cuda_install_command
+
+    command, note = cuda_install_command("/v/bin/python", "linux", "2.9.1+cpu", "0.24.1+cpu")
+    assert command.endswith("pip install torch==2.9.1 torchvision==0.24.1 --index-url https://download.pytorch.org/whl/cu126")
+    assert note == ""
+    command, note = cuda_install_command("/v/bin/python", "linux", "2.11.0+cpu", None, driver_cuda="11.8")
+    assert command.endswith("pip install torch==2.6.0 torchvision==0.21.0 --index-url https://download.pytorch.org/whl/cu118")
+    assert "does not know which CUDA builds torch 2.11.0 has" in note and "cu12" not in note
 
 
 def test_real_cpu_torch_with_the_corpus_fp16_command(isolated_env, tmp_path):
