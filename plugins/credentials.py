@@ -147,7 +147,8 @@ def _judge(ctx, cred, active, active_digest, names, windows, facts):
         state = "expired" if verdict.status == "expired" else "invalid"
         relation = "it is also the active token" if same else (
             f"the active token is {mask(active.token)} from {active.label}" if active else "there is no active token")
-        yield Finding(Severity.ERROR, f"stale {label}: the Hub says it is {state}; {relation}",
+        # A warning: it breaks `git clone`/`git push` of Hub repos, never the training itself.
+        yield Finding(Severity.WARN, f"stale {label}: the Hub says it is {state}; {relation}",
                       detail=WHY_IT_MATTERS, fix=f"{fix_text} (If you clone Hub repos with git, log in again with --add-to-git-credential.)",
                       fix_command=command, cause=CAUSE, facts=facts)
         return
