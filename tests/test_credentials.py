@@ -191,5 +191,5 @@ def test_cli_stale_store_credential_warns_exit_0_and_no_token_in_output(git_env)
             assert secret[3:] not in proc.stdout + proc.stderr
     assert "git credential reject" in text.stdout
     check = next(c for c in json.loads(data.stdout)["checks"] if c["id"] == "auth.git_credentials")
-    assert check["status"] == "warn"
+    assert check["status"] == "warning"
     assert check["findings"][0]["cause"] == "auth.stale_git_credential"
