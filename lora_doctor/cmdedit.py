@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
+from pathlib import Path
 
 from .command import Launch
 from .options_table import load_options
@@ -41,3 +43,19 @@ def with_options(launch: Launch, changes: list[tuple[str, object]], remove: tupl
 def join(argv: list[str], platform: str | None = None) -> str:
     """A command line the user's shell takes back: cmd.exe quoting on Windows, POSIX elsewhere."""
     return subprocess.list2cmdline(argv) if platform == "win32" else shlex.join(argv)
+
+
+def corrected(ctx, changes: list[tuple[str, object]] = (), remove: tuple[str, ...] = (),
+              script: str | None = None, platform: str | None = None) -> str:
+    """The context's training command with the edits, secrets redacted, quoted for the target's
+    shell; '' when there is no command with a script."""
+    from .redact import redact_argv
+
+    launch = ctx.launch
+    if launch is None or not launch.script:
+        return ""
+    argv = with_options(launch, list(changes), remove)
+    if script:
+        at = len(launch.argv) - len(launch.script_args) - 1
+        argv[at] = str(Path(launch.script).with_name(script))
+    return join(redact_argv(argv), platform or sys.platform)

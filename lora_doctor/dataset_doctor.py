@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .captions import OTHER_CAPTION_EXTENSIONS, Caption, read_caption
 from .dataset_scan import STANDALONE, Layout, Subset, image_files, list_dir, near_miss_images, scan_layout
@@ -177,12 +174,11 @@ def listing(paths: list[str], show: int = 20) -> str:
     return "\n".join(lines)
 
 
-def join_command(argv: list[str]) -> str:
-    return subprocess.list2cmdline(argv) if os.name == "nt" else shlex.join(argv)
-
-
 def corrected_command(ctx, add: tuple[str, ...] = (), set_: dict[str, str] | None = None) -> str:
-    """The command with flags added and `--name=value` options set (replacing any earlier value)."""
+    """The command with flags added and `--name=value` options set in place, secrets redacted."""
+    from .cmdedit import join
+    from .redact import redact_argv
+
     if ctx.launch is None:
         parts = [f"--{k}={v}" for k, v in (set_ or {}).items()] + [f"--{a}" for a in add]
         return "add to the training command: " + " ".join(parts)
@@ -206,7 +202,7 @@ def corrected_command(ctx, add: tuple[str, ...] = (), set_: dict[str, str] | Non
     for flag in add:
         if f"--{flag}" not in argv:
             argv.append(f"--{flag}")
-    return join_command(argv)
+    return join(redact_argv(argv), "win32" if os.name == "nt" else None)
 
 
 def standalone(ctx) -> bool:

@@ -79,8 +79,8 @@ def cached_files(env: Mapping[str, str], repo_id: str, names: tuple[str, ...], s
 
 @dataclass(frozen=True)
 class Lookup:
-    """status: ok / gated / not_found / entry_not_found / bad_token / forbidden / rate_limited /
-    unreachable / timeout / error. `with_token` says whether a token was sent."""
+    """status: ok / gated / not_found / entry_not_found / bad_token / unsendable_token / forbidden /
+    rate_limited / unreachable / timeout / error. `with_token` says whether a token was sent."""
 
     status: str
     message: str = ""
@@ -110,6 +110,9 @@ def _request(method: str, url: str, env: Mapping[str, str], timeout: float | Non
     timeout = LOOKUP_TIMEOUT if timeout is None else timeout
     token = _token(env)
     started = time.monotonic()
+    if token and not token.isascii():  # huggingface_hub fails the same way: UnicodeEncodeError in the header
+        return Lookup("unsendable_token", "the token is not ASCII, so it cannot be sent in an HTTP header "
+                      "(UnicodeEncodeError)", True, 0.0, url)
     try:
         from huggingface_hub.utils import build_hf_headers, get_session
 

@@ -6,7 +6,6 @@ import difflib
 import json
 import os
 import re
-import shlex
 from pathlib import Path
 
 from .model import Finding, Severity
@@ -64,44 +63,22 @@ def not_found(value: str, path: Path, ctx, what: str, cause: str, option: str) -
     elif folder is not None and folder != path.parent:
         detail.append(f"the nearest existing folder is {folder}")
     fix = f"Give --{option} the full path of the existing {what}"
+    command = ""
     if names and folder is not None:
         fix += f" (did you mean {folder / names[0]}?)"
+        if len(names) == 1 and ctx.option(option) is not None:
+            command = command_with(ctx, set_option=(option, str(folder / names[0])))
     return Finding(Severity.ERROR, f"{what} not found: {value}", detail="\n".join(detail), fix=fix + ".",
-                   cause=cause, facts={"resolved": str(path), "cwd": str(ctx.cwd)})
+                   fix_command=command, cause=cause, facts={"resolved": str(path), "cwd": str(ctx.cwd)})
 
 
 def command_with(ctx, *, script: str | None = None, add: tuple[str, ...] = (), remove: tuple[str, ...] = (),
                  set_option: tuple[str, str] | None = None) -> str:
-    """The training command with one edit, secrets redacted; '' without a command."""
-    launch = ctx.launch
-    if launch is None or not launch.script:
-        return ""
-    from .redact import redact_argv
+    """The training command with one edit (see cmdedit.corrected); '' without a command."""
+    from .cmdedit import corrected
 
-    argv = list(launch.argv)
-    at = len(argv) - len(launch.script_args) - 1
-    if script:
-        argv[at] = str(Path(launch.script).with_name(script))
-    out = argv[:at + 1]
-    args = launch.script_args
-    i = 0
-    while i < len(args):
-        tok = args[i]
-        name = tok[2:].split("=", 1)[0] if tok.startswith("--") else None
-        if name in remove:
-            i += 1
-            continue
-        if set_option and name == set_option[0]:
-            out.append(f"--{name}={set_option[1]}" if "=" in tok else f"--{name}")
-            if "=" not in tok:
-                out.append(set_option[1])
-                i += 1
-            i += 1
-            continue
-        out.append(tok)
-        i += 1
-    out += [f"--{a}" for a in add if a not in launch.options]
-    return shlex.join(redact_argv(out))
+    changes = [(a, True) for a in add if a not in ctx.launch.options] if ctx.launch else []
+    return corrected(ctx, changes + ([set_option] if set_option else []), remove, script)
 
 
 def inspect_file(path: Path, ctx) -> tuple[list[Finding], ModelKind | None]:

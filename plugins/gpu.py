@@ -275,9 +275,9 @@ def judged_devices(ctx, torch) -> list[dict]:
 
 
 def _edited(ctx, facts, changes, remove=()):
-    from lora_doctor.cmdedit import join, with_options
+    from lora_doctor.cmdedit import corrected
 
-    return join(with_options(ctx.launch, changes, remove), _platform(facts))
+    return corrected(ctx, changes, remove, platform=_platform(facts))
 
 
 def check_precision(ctx):

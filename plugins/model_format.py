@@ -124,9 +124,10 @@ def online_repo(ctx, repo: str, cached: bool):
                       detail=got.message, fix=f"Accept the license at https://huggingface.co/{repo} while logged in, "
                       "then log in here with a token of that account.",
                       fix_command="hf auth login", cause="auth.gated_repo_no_access", facts=facts)
-    elif got.status == "bad_token":
-        yield Finding(Severity.ERROR, "the Hub rejects the Hugging Face token this machine sends",
-                      detail=got.message, fix="Replace or remove the token (see the Hugging Face token check).",
+    elif got.status in ("bad_token", "unsendable_token"):
+        yield Finding(Severity.ERROR, "the Hub rejects the Hugging Face token this machine sends"
+                      if got.status == "bad_token" else "the Hugging Face token this machine would send is not "
+                      "ASCII: the download fails before it starts", detail=got.message, fix="Replace or remove the token (see the Hugging Face token check).",
                       cause="auth.invalid_token", facts=facts)
     elif got.status == "not_found":
         severity = Severity.WARN if cached else Severity.ERROR
@@ -234,9 +235,11 @@ def one_tokenizer(ctx, repo: str, subfolder: str):
     if got.status == "ok":
         yield Finding(Severity.INFO, f"tokenizer {label}: {where}; downloads on the first run (the Hub answers)",
                       facts=facts)
-    elif got.status == "bad_token":
-        yield Finding(Severity.ERROR, f"tokenizer {label}: the Hub refuses the token this machine sends, so the "
-                      "tokenizer download will fail (401) even though the repo is public",
+    elif got.status in ("bad_token", "unsendable_token"):
+        why = ("the Hub refuses the token this machine sends, so the tokenizer download will fail (401)"
+               if got.status == "bad_token" else "the token this machine would send is not ASCII, so the "
+               "tokenizer download fails (UnicodeEncodeError)")
+        yield Finding(Severity.ERROR, f"tokenizer {label}: {why} even though the repo is public",
                       detail=got.message, fix="Replace or remove the token (see the Hugging Face token check), "
                       "or set HF_HUB_DISABLE_IMPLICIT_TOKEN=1.", cause="auth.invalid_token", facts=facts)
     else:

@@ -193,6 +193,8 @@ def test_missing_path_names_resolved_path_cwd_and_near_miss(tmp_path):
     assert str(models / "v1-5-pruned-emaonly.safetensor") in f.detail
     assert f"working directory: {tmp_path}" in f.detail
     assert "v1-5-pruned-emaonly.safetensors" in f.detail and "did you mean" in f.fix
+    assert f.fix_command == ("accelerate launch train_network.py --pretrained_model_name_or_path "
+                             f"{models / 'v1-5-pruned-emaonly.safetensors'}")
 
 
 def test_url_and_invalid_repo_id(tmp_path):
@@ -332,6 +334,17 @@ def test_invalid_token_breaks_even_the_public_tokenizer(tmp_path):
         (f,) = findings(check_tokenizer, online_ctx(tmp_path, hub, "org/ok", HF_TOKEN=token))
         assert hub.requests and hub.requests[0][2] is True
     assert f.cause == "auth.invalid_token" and token not in repr(f)
+
+
+def test_a_truncated_non_ascii_token_breaks_the_tokenizer_download_not_the_network(tmp_path):
+    # a paste ending in '…' cannot be put in an HTTP header: huggingface_hub raises UnicodeEncodeError
+    with HubServer(repos=REPOS) as hub:
+        (f,) = findings(check_tokenizer, online_ctx(tmp_path, hub, "org/ok", HF_TOKEN="hf_abc…"))
+        (m,) = findings(check_model, online_ctx(tmp_path, hub, "org/ok", HF_TOKEN="hf_abc…"))
+        assert hub.requests == []
+    assert f.severity == Severity.ERROR and f.cause == "auth.invalid_token" and "not ASCII" in f.summary
+    assert m.severity == Severity.ERROR and m.cause == "auth.invalid_token"
+    assert "hf_abc" not in repr(f) + repr(m)
 
 
 def test_a_hub_that_never_answers_is_bounded(tmp_path, monkeypatch):
