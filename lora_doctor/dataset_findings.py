@@ -271,11 +271,11 @@ def images(ctx, scan: Scan) -> list[Finding]:
                            detail="Photo viewers apply the EXIF orientation tag; sd-scripts (Pillow without "
                                   "exif_transpose) uses the stored pixels as they are.",
                            fix="Rotate the pixels and drop the tag (this rewrites the files listed):",
-                           fix_command="python -c \"import sys; from PIL import Image, ImageOps; "
+                           fix_command=f"{_q(ctx.python)} -c \"import sys; from PIL import Image, ImageOps; "
                                        "[ImageOps.exif_transpose(Image.open(p)).save(p) for p in sys.argv[1:]]\" "
                                        + " ".join(_q(i.path) for i in rotated[:SHOW * 4]),
                            facts={"files": [i.path for i in rotated[:50]]}))
-    out += _transparency(scan)
+    out += _transparency(scan, _q(ctx.python))
     if scan.duplicates:
         extra = sum(len(g) - 1 for g in scan.duplicates)
         out.append(Finding(Severity.WARN, f"{extra} images are exact duplicates of others "
@@ -301,14 +301,15 @@ def _q(path: str) -> str:
     return f'"{path}"' if os.name == "nt" else shlex.quote(path)
 
 
-def _transparency(scan: Scan) -> list[Finding]:
+def _transparency(scan: Scan, python: str) -> list[Finding]:
+    """Alpha that sd-scripts' RGB conversion drops; the fix runs Pillow in the training Python."""
     out = []
     rows = [(i, s) for s in scan.subsets for i in s.images if i.ok and i.has_alpha and not s.subset.alpha_mask]
     transparent = [i for i, _ in rows if (i.transparent_share or 0) >= 0.01]
     unsampled = [i for i, _ in rows if i.transparent_share is None]
     dark = [i for i in transparent if i.background_luma is not None and i.background_luma < 64
             and i.foreground_luma is not None and i.foreground_luma < 96]
-    fix_cmd = ("python -c \"import sys; from PIL import Image; [Image.alpha_composite(Image.new('RGBA', "
+    fix_cmd = (python + " -c \"import sys; from PIL import Image; [Image.alpha_composite(Image.new('RGBA', "
                "im.size, 'white'), im).convert('RGB').save(p) for p in sys.argv[1:] for im in "
                "[Image.open(p).convert('RGBA')]]\" ")
     how = ("Sampled: the alpha channel of each RGBA/LA/P image up to 2048×2048, reduced to ≤128 px; "

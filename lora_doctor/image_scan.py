@@ -93,15 +93,16 @@ def _sample_alpha(img, info: ImageInfo) -> None:
     small = rgba.reduce(factor) if factor > 1 else rgba
     alpha = small.getchannel("A")
     transparent = alpha.point(lambda v: 255 if v < 128 else 0)
-    opaque = alpha.point(lambda v: 255 if v >= 128 else 0)
+    # Visible at all: thin lines reduced with their transparent surroundings keep a low alpha.
+    visible = alpha.point(lambda v: 255 if v >= 16 else 0)
     count = transparent.histogram()[255]
     total = small.size[0] * small.size[1]
     info.transparent_share = count / total if total else 0.0
     luma = small.convert("RGB").convert("L")
     if count:
         info.background_luma = ImageStat.Stat(luma, mask=transparent).mean[0]
-    if count < total:
-        info.foreground_luma = ImageStat.Stat(luma, mask=opaque).mean[0]
+    if visible.histogram()[255]:
+        info.foreground_luma = ImageStat.Stat(luma, mask=visible).mean[0]
 
 
 def read_image(path: str, sample_alpha: bool = True) -> ImageInfo:

@@ -172,6 +172,23 @@ def test_line_art_on_transparent_background_turns_black_on_black(tmp_path):
     assert "alpha_composite" in hit[0].fix_command
 
 
+def test_a_full_size_line_art_page_with_thin_lines_is_caught_and_the_printed_fix_flattens_it(tmp_path):
+    import subprocess
+
+    page = lineart_rgba(tmp_path / "train" / "10_lineart" / "page01.png", (1536, 1024))  # 2 px lines
+    ctx = ctx_for(tmp_path, "--train_data_dir=train", "--resolution=512", "--enable_bucket")
+    (hit,) = by_cause(run("images", ctx), "dataset.image_transparent_background")
+    assert hit.severity == Severity.ERROR and "black lines on black" in hit.summary
+    assert hit.fix_command.startswith(ctx.python) or hit.fix_command.startswith("'" + ctx.python)
+    if sys.platform != "win32":
+        subprocess.run(hit.fix_command.replace(ctx.python, sys.executable, 1), shell=True, check=True, timeout=60)
+        assert not by_cause(run("images", ctx_for(tmp_path, "--train_data_dir=train", "--resolution=512",
+                                                  "--enable_bucket")), "dataset.image_transparent_background")
+        from PIL import Image
+        with Image.open(page) as im:
+            assert im.mode == "RGB" and im.getpixel((0, 500)) == (255, 255, 255)
+
+
 def test_exif_rotation_and_exact_duplicates(tmp_path):
     folder = tmp_path / "train" / "1_x"
     image(folder / "phone.jpg", (80, 60), fmt="JPEG", exif_orientation=6)
