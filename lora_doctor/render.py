@@ -11,7 +11,6 @@ from .model import Finding, Severity
 
 STATUS_MARK = {"ok": "✓", "warning": "!", "error": "✗", "skipped": "–", "timeout": "✗"}
 SEVERITY_MARK = {Severity.OK: "•", Severity.INFO: "i", Severity.WARN: "!", Severity.ERROR: "✗"}
-ASCII = str.maketrans({"✓": "v", "✗": "x", "–": "-", "•": "*", "…": "...", "→": "->"})
 STYLE = {"ok": "green", "warning": "yellow", "error": "red", "skipped": "dim", "timeout": "red",
          Severity.OK: "green", Severity.INFO: "cyan", Severity.WARN: "yellow", Severity.ERROR: "red"}
 
@@ -20,25 +19,19 @@ def make_console(stream=None):
     """A rich Console: colour only on a terminal without NO_COLOR; never folds long lines."""
     from rich.console import Console
 
+    from .textout import degrade_unencodable
+
     stream = stream or sys.stdout
+    degrade_unencodable(stream)
     plain = bool(os.environ.get("NO_COLOR")) or not getattr(stream, "isatty", lambda: False)()
     return Console(file=stream, no_color=plain, color_system=None if plain else "auto", highlight=False,
                    soft_wrap=True, emoji=False, markup=False)
 
 
-def _encodable(console, text: str) -> str:
-    encoding = getattr(console.file, "encoding", None) or "utf-8"
-    try:
-        text.encode(encoding)
-        return text
-    except (UnicodeEncodeError, LookupError):
-        return text.translate(ASCII).encode(encoding, "replace").decode(encoding)
-
-
 def _line(console, text: str, style: str | None = None) -> None:
     from .redact import redact_text  # a last guard: no token reaches the terminal in full
 
-    console.print(_encodable(console, redact_text(text)), style=style)
+    console.print(redact_text(text), style=style)
 
 
 def _render_body(console, f: Finding, indent: str, verbose: bool) -> None:
@@ -100,5 +93,8 @@ def render_results(results: list[CheckResult], summary: dict, *, verbose: bool =
 
 
 def print_json(obj, stream=None) -> None:
+    """One JSON object, UTF-8 text, tokens and secret option values redacted."""
+    from .redact import redact_text
+
     stream = stream or sys.stdout
-    stream.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    stream.write(redact_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str)) + "\n")

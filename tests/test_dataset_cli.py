@@ -65,10 +65,11 @@ def test_dataset_usage_errors_exit_2_with_one_line(isolated_env):
     assert bad.returncode == 2 and "--train_batch_size" in bad.stderr
 
 
-def test_missing_folder_is_a_finding_not_a_crash(tmp_path, isolated_env):
+def test_missing_folder_is_a_usage_error_in_one_line(tmp_path, isolated_env):
     proc = run_cli(["dataset", str(tmp_path / "nope"), "--resolution=512"], env=isolated_env)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert f"--train_data_dir {tmp_path / 'nope'} does not exist" in proc.stdout
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"lora-doctor dataset: error: {tmp_path / 'nope'}: no such folder (give the folder "
+                           "that holds the <repeats>_<name> image folders)\n")
 
 
 def test_bad_resolution_value_is_a_clear_finding(tmp_path, isolated_env):

@@ -1,5 +1,6 @@
 """`lora-doctor env`: the bytes on the terminal, the JSON, exit codes, the target interpreter."""
 
+import io
 import json
 import os
 import pty
@@ -72,11 +73,12 @@ def test_verbose_shows_facts_and_cause():
 
 
 def test_ascii_fallback_for_a_terminal_that_cannot_encode_the_marks():
-    out = Pipe()
-    out.encoding = "cp1252"
-    rs = results()[:1]
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="cp1252", newline="\n")
+    rs = results()[:2]
     render_results(rs, summary(rs), stream=out)
-    assert out.data.startswith("[v] Alpha: all good\n")
+    out.flush()
+    assert raw.getvalue().decode("cp1252").startswith("[v] Alpha: all good\n[x] Beta\n    x it broke\n")
 
 
 def run_in_pty(args, env):
@@ -134,7 +136,8 @@ def test_json_is_the_documented_object(isolated_env, tmp_path):
 def test_exit_codes(isolated_env, tmp_path):
     assert run_cli(["env", "--only", "python"], env=isolated_env).returncode == 0
     bad = run_cli(["env", "--python", str(tmp_path / "nope")], env=isolated_env)
-    assert bad.returncode == 2 and bad.stderr.startswith(f"lora-doctor env: error: --python {tmp_path / 'nope'}")
+    assert bad.returncode == 2 and bad.stderr.startswith("lora-doctor env: error: argument --python: no such "
+                                                         f"interpreter: {tmp_path / 'nope'}")
     assert run_cli(["env", "--"], env=isolated_env).returncode == 2
     nodir = run_cli(["env", "--sd-scripts", str(tmp_path / "nodir")], env=isolated_env)
     assert nodir.returncode == 2 and "--sd-scripts" in nodir.stderr and "no such folder" in nodir.stderr

@@ -139,8 +139,12 @@ def test_only_and_skip_select_by_id_or_family(isolated_env):
     proc = run_cli(["env", "--json", "--offline", "--only", "gpu", "--skip", "gpu.vram"], env=isolated_env)
     ids = [c["id"] for c in json.loads(proc.stdout)["checks"]]
     assert ids == ["gpu.cuda", "gpu.precision"]
-    proc = run_cli(["env", "--json", "--only", "nosuch"], env=isolated_env)
-    assert "no check matches 'nosuch'" in proc.stderr
+    proc = run_cli(["env", "--json", "--only", "gpux"], env=isolated_env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "lora-doctor env: error: --only gpux: no check has that id or family; did you mean gpu?\n"
+    proc = run_cli(["env", "--json", "--offline", "--only", "python", "--skip", "nosuch"], env=isolated_env)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["checks"]
+    assert "--skip nosuch: no check has that id" in proc.stderr
 
 
 def test_budget_overrun_is_reported_while_others_finish():

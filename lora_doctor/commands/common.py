@@ -1,31 +1,85 @@
-"""Options and steps shared by the commands that run checks (env, run, dataset)."""
+"""Options and steps shared by the commands that run checks (env, run, dataset).
+
+Paths given as options are checked while the command line is parsed, so a bad one is a usage error
+(exit code 2, one line) before anything runs, also for `run --force`, which checks in a thread.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from ..cli import UsageError
 
+LAUNCH_WORDS = ("accelerate", "python", "python3", "py", "torchrun", "launch")
+
+
+def plugin_folder(value: str) -> str:
+    """argparse type of --plugin-dir: an existing folder."""
+    path = Path(os.path.expanduser(value))
+    if path.is_dir():
+        return value
+    if path.exists():
+        raise argparse.ArgumentTypeError(f"{value} is a file: give the folder that holds your plugins "
+                                         "(.py) and signatures (.toml)")
+    raise argparse.ArgumentTypeError(f"no such folder: {value}")
+
+
+def interpreter(value: str) -> str:
+    """argparse type of --python: a path, a name on PATH or a venv folder that holds a runnable python."""
+    from ..context import resolve_python_option
+
+    found = resolve_python_option(value, Path.cwd(), os.environ)
+    if found is None:
+        raise argparse.ArgumentTypeError(
+            f"no such interpreter: {value} (give the python that runs training, e.g. "
+            "sd-scripts/venv/bin/python, venv\\Scripts\\python.exe, or the venv folder)")
+    if os.name != "nt" and not os.access(found, os.X_OK):
+        raise argparse.ArgumentTypeError(f"{found} is not a program (not executable): give the python "
+                                         "interpreter, e.g. sd-scripts/venv/bin/python")
+    return value
+
+
+def folder(value: str) -> str:
+    """argparse type of --sd-scripts: an existing folder."""
+    if os.path.isdir(os.path.expanduser(value)):
+        return value
+    raise argparse.ArgumentTypeError(f"no such folder: {value} (give the sd-scripts checkout, the folder "
+                                     "holding train_network.py)")
+
+
+def seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a positive number of seconds")
+    return number
+
 
 def add_plugin_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plugin-dir", action="append", default=[], metavar="DIR",
+    p.add_argument("--plugin-dir", action="append", default=[], metavar="DIR", type=plugin_folder,
                    help="also load plugins (.py) and signatures (.toml) from DIR (repeatable)")
 
 
 def add_check_options(p: argparse.ArgumentParser) -> None:
     """The options of `lora-doctor env`, shared with `lora-doctor run`."""
-    p.add_argument("--python", metavar="PATH", help="the interpreter that will run training "
-                   "(default: the one behind the command, an sd-scripts venv, or this one)")
-    p.add_argument("--sd-scripts", metavar="DIR", help="the sd-scripts checkout (default: the script's folder)")
+    p.add_argument("--python", metavar="PATH", type=interpreter,
+                   help="the interpreter that will run training: a path, or a venv folder "
+                        "(default: the one behind the command, an sd-scripts venv, or this one)")
+    p.add_argument("--sd-scripts", metavar="DIR", type=folder,
+                   help="the sd-scripts checkout (default: the script's folder, or this folder)")
     p.add_argument("--model", metavar="M", help="the base model: a file, a diffusers folder or a repo id")
     p.add_argument("--offline", action="store_true", help="no network calls (also HF_HUB_OFFLINE=1)")
     p.add_argument("--json", action="store_true", help="print one JSON object (documented in docs/json.md)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the facts behind each line")
-    p.add_argument("--only", nargs="+", default=[], metavar="ID", help="run only these checks (id or family)")
-    p.add_argument("--skip", nargs="+", default=[], metavar="ID", help="skip these checks (id or family)")
-    p.add_argument("--probe-timeout", type=float, default=60.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument("--only", nargs="+", default=[], metavar="ID",
+                   help="run only these checks: ids or families, e.g. gpu hf.token (see `lora-doctor plugins`)")
+    p.add_argument("--skip", nargs="+", default=[], metavar="ID", help="skip these checks (ids or families)")
+    p.add_argument("--probe-timeout", type=seconds, default=60.0, metavar="S", help=argparse.SUPPRESS)
     add_plugin_dir(p)
 
 
@@ -42,22 +96,41 @@ def parse_launch(command: list[str] | None):
     return launch
 
 
-def validate_check_options(args) -> None:
-    """Raise UsageError for a --python / --sd-scripts / --probe-timeout that cannot work (call it
-    before anything else, so the user gets exit code 2 and one line)."""
-    if args.python:
-        from pathlib import Path
+def load_checks(plugin_dir):
+    """(every registered check, results that report broken plugins): the plugin host's view."""
+    from ..doctor import plugin_error_results
+    from ..pluginmanager import PluginHost
 
-        from ..context import resolve_python_option
+    host = PluginHost(plugin_dir)
+    checks, errors = host.checks()
+    broken = [(p.name, p.error) for p in host.plugins if p.error] + errors
+    return host, checks, plugin_error_results(broken)
 
-        if resolve_python_option(args.python, Path.cwd(), os.environ) is None:
-            raise UsageError(f"--python {args.python}: no such interpreter (give the path of the python "
-                             "that runs training, e.g. sd-scripts/venv/bin/python or venv\\Scripts\\python.exe)")
-    if args.sd_scripts and not os.path.isdir(os.path.expanduser(args.sd_scripts)):
-        raise UsageError(f"--sd-scripts {args.sd_scripts}: no such folder (give the sd-scripts checkout, "
-                         "the folder holding train_network.py)")
-    if args.probe_timeout <= 0:
-        raise UsageError("--probe-timeout must be a positive number of seconds")
+
+def validate_selection(checks, only, skip) -> None:
+    """An --only that matches no check is a usage error (it would run nothing and say all is well);
+    an unknown --skip is a warning."""
+    import difflib
+
+    ids = sorted({c.id for c in checks})
+    names = sorted(set(ids) | {i.split(".")[0] for i in ids})
+
+    def unknown(patterns):
+        return [p for p in patterns if not any(i == p or i.startswith(p + ".") for i in ids)]
+
+    for pattern in unknown(skip):
+        print(f"lora-doctor: warning: --skip {pattern}: no check has that id (see `lora-doctor plugins`)",
+              file=sys.stderr)
+    bad = unknown(only)
+    if not bad:
+        return
+    if bad[0] in LAUNCH_WORDS or bad[0].endswith(".py"):
+        raise UsageError(f"--only {' '.join(bad)}: put '--' before the training command "
+                         "(lora-doctor env --only gpu -- accelerate launch …)")
+    close = difflib.get_close_matches(bad[0], names, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]}?" if close else "the families are: " + ", ".join(
+        sorted({i.split(".")[0] for i in ids}))
+    raise UsageError(f"--only {bad[0]}: no check has that id or family; {hint}")
 
 
 def run_all_checks(args, launch, *, options=None, prepare=None):
@@ -67,21 +140,14 @@ def run_all_checks(args, launch, *, options=None, prepare=None):
     critical path.
     """
     from ..context import build_context
-    from ..doctor import plugin_error_results, run_checks, select, summary
-    from ..pluginmanager import PluginHost
+    from ..doctor import run_checks, select, summary
 
-    validate_check_options(args)
     ctx = build_context(python=args.python, launch=launch, sd_scripts=args.sd_scripts, model=args.model,
                         offline=args.offline, verbose=args.verbose, options=options,
-                        probe_timeout=args.probe_timeout)
-    host = PluginHost(args.plugin_dir)
-    checks, errors = host.checks()
-    broken = [(p.name, p.error) for p in host.plugins if p.error] + errors
-    known = {c.id for c in checks}
-    for pattern in list(args.only) + list(args.skip):
-        if not any(i == pattern or i.startswith(pattern + ".") for i in known):
-            print(f"lora-doctor: warning: no check matches '{pattern}' (see `lora-doctor plugins`)", file=sys.stderr)
+                        probe_timeout=args.probe_timeout)  # the probe starts now, plugins load meanwhile
+    host, checks, broken = load_checks(args.plugin_dir)
+    validate_selection(checks, args.only, args.skip)
     if prepare is not None and not ctx.facts.ready:
         prepare()
-    results = plugin_error_results(broken) + run_checks(select(checks, args.only, args.skip), ctx)
+    results = broken + run_checks(select(checks, args.only, args.skip), ctx)
     return ctx, results, summary(results), host

@@ -7,43 +7,72 @@ checks. Exit code: 0 no errors, 1 errors, 2 usage.
 
 from __future__ import annotations
 
-import sys
+import os
+from pathlib import Path
 
-# sd-scripts option -> argparse type (None: a flag)
+# sd-scripts option -> argparse type (int) or metavar (a string value)
 VALUE_OPTIONS = {
-    "resolution": str, "min_bucket_reso": int, "max_bucket_reso": int, "bucket_reso_steps": int,
-    "caption_extension": str, "caption_separator": str, "train_batch_size": int, "max_train_steps": int,
+    "resolution": "W[,H]", "min_bucket_reso": int, "max_bucket_reso": int, "bucket_reso_steps": int,
+    "caption_extension": "EXT", "caption_separator": "SEP", "train_batch_size": int, "max_train_steps": int,
     "max_train_epochs": int, "save_every_n_steps": int, "save_every_n_epochs": int, "save_last_n_steps": int,
     "save_last_n_epochs": int, "save_last_n_steps_state": int, "save_last_n_epochs_state": int,
-    "output_dir": str, "reg_data_dir": str, "dataset_config": str, "max_token_length": int,
-    "gradient_accumulation_steps": int, "network_dim": int, "save_precision": str, "optimizer_type": str,
-    "in_json": str, "dataset_repeats": int,
+    "output_dir": "DIR", "reg_data_dir": "DIR", "dataset_config": "TOML", "max_token_length": int,
+    "gradient_accumulation_steps": int, "network_dim": int, "save_precision": "P", "optimizer_type": "NAME",
+    "in_json": "FILE", "dataset_repeats": int,
 }
 FLAG_OPTIONS = ("enable_bucket", "bucket_no_upscale", "random_crop", "save_state", "save_state_on_train_end",
                 "cache_latents", "cache_latents_to_disk", "alpha_mask", "enable_wildcard")
 
 
 def add_parser(sub) -> None:
+    from .common import add_plugin_dir
+
     p = sub.add_parser(
         "dataset", help="check a training dataset folder (or --dataset_config TOML) before training",
         description="Read a dataset the way sd-scripts will and report what would go wrong: folder names, "
                     "images, buckets, captions, steps and disk. Takes sd-scripts' own dataset options "
                     "(--resolution 512 or --resolution=512). Reads only. Exit code: 0 no errors, 1 errors, 2 usage.")
     p.add_argument("dir", nargs="?", metavar="DIR", help="the --train_data_dir (the parent of the <repeats>_<name> folders)")
-    group = p.add_argument_group("sd-scripts options (same meaning as in train_network.py)")
-    for name, kind in VALUE_OPTIONS.items():
-        group.add_argument(f"--{name}", type=kind, metavar=name.upper().split("_")[-1])
-    for name in FLAG_OPTIONS:
-        group.add_argument(f"--{name}", action="store_true")
     p.add_argument("--script", default="train_network.py", metavar="NAME",
                    help="the training script the dataset is for (sets the bucket step rule; default train_network.py, "
                         "sdxl_train_network.py for SDXL)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-v", "--verbose", action="store_true", help="show the facts behind each line")
-    from .common import add_plugin_dir
-
     add_plugin_dir(p)
+    group = p.add_argument_group("sd-scripts options (same meaning as in train_network.py)")
+    for name, kind in VALUE_OPTIONS.items():
+        if kind is int:
+            group.add_argument(f"--{name}", type=int, metavar="N")
+        else:
+            group.add_argument(f"--{name}", metavar=kind)
+    for name in FLAG_OPTIONS:
+        group.add_argument(f"--{name}", action="store_true")
     p.set_defaults(handler=run)
+
+
+def check_paths(args) -> None:
+    """A DIR or --dataset_config that cannot be read is a usage error, said in one line."""
+    from ..cli import UsageError
+
+    if not args.dir and not args.dataset_config:
+        raise UsageError("give the dataset folder (lora-doctor dataset DIR) or --dataset_config FILE")
+    if args.dir:
+        path = Path(os.path.expanduser(args.dir))
+        if path.is_file() and path.suffix.lower() in (".toml", ".json"):
+            raise UsageError(f"{args.dir} is a dataset config file: lora-doctor dataset --dataset_config {args.dir}")
+        if path.is_file():
+            raise UsageError(f"{args.dir} is a file: give the folder that holds the <repeats>_<name> image "
+                             "folders (e.g. train, holding 10_mychar)")
+        if not path.exists():
+            raise UsageError(f"{args.dir}: no such folder (give the folder that holds the <repeats>_<name> "
+                             "image folders)")
+    if args.dataset_config:
+        path = Path(os.path.expanduser(args.dataset_config))
+        if path.is_dir():
+            raise UsageError(f"--dataset_config {args.dataset_config} is a folder: give the .toml file; "
+                             f"for a folder of images use lora-doctor dataset {args.dataset_config}")
+        if not path.exists():
+            raise UsageError(f"--dataset_config {args.dataset_config}: no such file")
 
 
 def options_from_args(args) -> dict[str, object]:
@@ -74,32 +103,24 @@ def standalone_launch(args, options):
 
 
 def run(args) -> int:
-    from ..cli import UsageError
     from ..context import build_context
-    from ..doctor import plugin_error_results, run_checks, select, summary
-    from ..pluginmanager import PluginHost
-    from ..render import render_results
+    from ..doctor import run_checks, select, summary
+    from ..render import print_json, render_results
+    from .common import load_checks
 
+    check_paths(args)
     options = options_from_args(args)
-    if not options.get("train_data_dir") and not options.get("dataset_config"):
-        raise UsageError("give the dataset folder (lora-doctor dataset DIR) or --dataset_config FILE")
     launch = standalone_launch(args, options)
     no_probe = {"probe": {"ok": False, "error": "not probed: `lora-doctor dataset` checks files only"}}
     ctx = build_context(launch=launch, options=options, verbose=args.verbose, offline=True, facts=no_probe)
-    host = PluginHost(args.plugin_dir)
-    checks, errors = host.checks()
-    broken = [(p.name, p.error) for p in host.plugins if p.error] + errors
-    results = plugin_error_results(broken) + run_checks(select(checks, ["dataset"]), ctx)
+    _, checks, broken = load_checks(args.plugin_dir)
+    results = broken + run_checks(select(checks, ["dataset"]), ctx)
     total = summary(results)
     if args.json:
-        import json
-
         from .. import __version__
-        from ..redact import redact_text
 
-        report = {"version": __version__, "dataset": options.get("train_data_dir") or options.get("dataset_config"),
-                  "options": options, "checks": [r.to_json() for r in results], "summary": total}
-        sys.stdout.write(redact_text(json.dumps(report, indent=2, ensure_ascii=False, default=str)) + "\n")
+        print_json({"version": __version__, "dataset": options.get("train_data_dir") or options.get("dataset_config"),
+                    "options": options, "checks": [r.to_json() for r in results], "summary": total})
     else:
         what = options.get("dataset_config") or options.get("train_data_dir")
         render_results(results, total, verbose=args.verbose, header=f"lora-doctor dataset: {what}")

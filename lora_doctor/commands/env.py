@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from .common import add_check_options, parse_launch, run_all_checks
 
 
@@ -40,11 +38,7 @@ def run(args) -> int:
     launch = parse_launch(args.command)
     ctx, results, summary, _ = run_all_checks(args, launch, prepare=None if args.json else _warm_renderer)
     if args.json:
-        from ..redact import redact_text
-        import json
-
-        sys.stdout.write(redact_text(json.dumps(report_json(ctx, results, summary), indent=2,
-                                                ensure_ascii=False, default=str)) + "\n")
+        print_json(report_json(ctx, results, summary))
     else:
         header = f"lora-doctor: checking {ctx.python} ({ctx.python_source})"
         render_results(results, summary, verbose=args.verbose, header=header)
