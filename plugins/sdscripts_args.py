@@ -381,7 +381,7 @@ def check_network_module(ctx, cmd: _Command, script_ok: bool):
         if package:
             yield Finding(Severity.ERROR, f"--network_module={module} needs the {package} package, "
                           f"which {ctx.python} does not have",
-                          fix=f"Install it into the training environment.",
+                          fix="Install it into the training environment.",
                           fix_command=f"{shlex.quote(ctx.python)} -m pip install {package}",
                           cause="versions.network_module_package_missing")
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..cli import UsageError
-from .history import damaged, emit, emit_json, open_history, resolve_run, summary_json
+from .history import damaged, emit_json, open_history, resolve_run, summary_json
 
 
 def add_parser(sub) -> None:
@@ -77,7 +77,7 @@ def compare(args) -> int:
         if args.json:
             emit_json({"a": None, "b": None, "changes": [], "notes": [picked]})
         else:
-            emit(picked)
+            print(picked)
         return 1
     a, b = picked
     changes = diff_runs(a, b)
@@ -85,14 +85,14 @@ def compare(args) -> int:
         emit_json({"a": summary_json(a), "b": summary_json(b), "changes": [c.to_json() for c in changes],
                    "notes": notes(a, b)})
         return 0
-    emit(f"From {describe(a)} to {describe(b)}")
-    emit(f"  {_target(a)}" if _target(a) == _target(b) else f"  {_target(a)}  vs  {_target(b)}")
+    print(f"From {describe(a)} to {describe(b)}")
+    print(f"  {_target(a)}" if _target(a) == _target(b) else f"  {_target(a)}  vs  {_target(b)}")
     for change in changes:
-        emit(f"  {change.mark} {change.text}")
+        print(f"  {change.mark} {change.text}")
     for note in notes(a, b):
-        emit(f"  i {note}")
+        print(f"  i {note}")
     if changes:
-        emit(f"{len(changes)} change{'s' * (len(changes) != 1)}, most suspicious first.")
+        print(f"{len(changes)} change{'s' * (len(changes) != 1)}, most suspicious first.")
     else:
-        emit("No recorded difference: same options, packages, dataset and model.")
+        print("No recorded difference: same options, packages, dataset and model.")
     return 0

@@ -16,7 +16,6 @@ from ..cli import UsageError
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}
 OPENED: dict = {}  # the database file this command opened (it may be the newer-schema fallback)
-ASCII = str.maketrans({"→": "->", "…": "...", "·": "*", "—": "-"})
 
 
 def add_parser(sub) -> None:
@@ -36,16 +35,6 @@ def add_parser(sub) -> None:
     prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12w, 48h")
     prune.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
     p.set_defaults(handler=run)
-
-
-def emit(text: str = "") -> None:
-    """Print, falling back to ASCII arrows on a console that cannot encode them."""
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    try:
-        text.encode(encoding)
-    except (UnicodeEncodeError, LookupError):
-        text = text.translate(ASCII).encode(encoding, "replace").decode(encoding)
-    sys.stdout.write(text + "\n")
 
 
 def emit_json(data) -> None:
@@ -153,7 +142,7 @@ def list_runs(args) -> int:
         if args.json:
             emit_json({"database": str(database_path()), "total": 0, "runs": []})
         else:
-            emit(f"No runs recorded yet. `lora-doctor run -- accelerate launch …` records each run in "
+            print(f"No runs recorded yet. `lora-doctor run -- accelerate launch …` records each run in "
                  f"{database_path()}.")
         return 0
     try:
@@ -164,16 +153,16 @@ def list_runs(args) -> int:
         emit_json({"database": str(store.path), "total": total, "runs": [summary_json(r) for r in runs]})
         return 0
     if not runs:
-        emit(f"No runs recorded yet ({store.path}).")
+        print(f"No runs recorded yet ({store.path}).")
         return 0
     rows = [[str(r["id"]), when(r["started_at"]), os.path.basename(r.get("script") or "?"),
              dataset_text(r.get("dataset")), outcome_text(r), duration(r),
              cause_text(r)]
             for r in runs]
     for line in table(rows, ["ID", "WHEN", "SCRIPT", "DATASET", "OUTCOME", "TOOK", "CAUSE"]):
-        emit(line)
+        print(line)
     more = f"; -n {min(total, 100)} for more" if total > len(runs) else ""
-    emit(f"{len(runs)} of {total} runs{more}. Details: lora-doctor history show ID · what changed: lora-doctor diff")
+    print(f"{len(runs)} of {total} runs{more}. Details: lora-doctor history show ID · what changed: lora-doctor diff")
     return 0
 
 
@@ -196,8 +185,8 @@ def show_run(args) -> int:
     head = f"Run #{run['id']}: {outcome_text(run)}"
     if cause_text(run):
         head += f" — {cause_text(run)}"
-    emit(head)
-    field = lambda label, value: emit(f"  {label:<10}{value}")  # noqa: E731
+    print(head)
+    field = lambda label, value: print(f"  {label:<10}{value}")  # noqa: E731
     field("started", f"{when(run['started_at'])}  (ran {duration(run)})")
     field("command", shlex.join(run.get("argv") or []) or "?")
     field("cwd", run.get("cwd") or "?")
@@ -260,7 +249,7 @@ def prune_runs(args) -> int:
     if args.json:
         emit_json({"removed": removed, "remaining": left, "older_than_seconds": seconds})
     else:
-        emit(f"Pruned {removed} run{'s' * (removed != 1)} started before "
+        print(f"Pruned {removed} run{'s' * (removed != 1)} started before "
              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(before))}; {left} remain.")
     return 0
 
