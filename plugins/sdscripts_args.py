@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -401,9 +402,7 @@ def check_paths(ctx, cmd: _Command):
     launch = ctx.launch
     o = ctx.options
     if launch.config_error:
-        yield Finding(Severity.ERROR, f"--config_file: {launch.config_error}",
-                      detail="sd-scripts appends .toml to the name when it is missing, and stops with exit code 1.",
-                      fix="Fix the --config_file path (relative paths start at the working directory).")
+        yield _config_file_error(launch)
     elif launch.config_file:
         yield Finding(Severity.INFO, f"{len(launch.config_options)} options read from {launch.config_file} "
                       "(the command line overrides them)")
@@ -434,6 +433,73 @@ def check_paths(ctx, cmd: _Command):
                       fix_command=cmd.without_option("resume"), cause="args.resume_state_not_found")
 
 
+def _config_file_error(launch) -> Finding:
+    """--config_file that sd-scripts cannot read: missing, or not TOML (often a Windows path in "…")."""
+    error = launch.config_error
+    if "not valid TOML" not in error:
+        appended = not str(launch.cli_options.get("config_file", "")).endswith(".toml")
+        return Finding(Severity.ERROR, f"--config_file: {error}",
+                       detail=("sd-scripts appends .toml to the name when it is missing, "
+                               if appended else "sd-scripts ") + "logs `… not found.` and stops with exit code 1.",
+                       fix="Fix the --config_file path (relative paths start at the working directory).")
+    m = re.search(r"line (\d+)", error)
+    line = ""
+    if m:
+        try:
+            lines = Path(launch.config_file).read_text("utf-8", "replace").splitlines()
+            line = lines[int(m.group(1)) - 1].strip()
+        except (OSError, IndexError):
+            pass
+    where = f"{launch.config_file}" + (f", line {m.group(1)}" if m else "")
+    if "\\" in line and '"' in line:
+        key, _, value = line.partition("=")
+        single = value.strip().replace('"', "'")
+        return Finding(Severity.ERROR, f"--config_file {where}: a Windows path in double quotes, where "
+                       "backslashes start escape sequences",
+                       detail=f"{line}\nsd-scripts stops with a TomlDecodeError before training. ({error})",
+                       fix=f"Write the path in single quotes ({key.strip()} = {single}) or with forward slashes.",
+                       cause="config.dataset_toml_syntax")
+    return Finding(Severity.ERROR, f"--config_file {where} is not valid TOML",
+                   detail=(f"{line}\n" if line else "") + f"{error}\nsd-scripts stops with a TomlDecodeError "
+                          "before training.",
+                   fix="Fix the TOML at that line: a missing quote, bracket or '=' (strings need quotes, "
+                       "numbers and true/false do not).",
+                   cause="config.dataset_toml_syntax")
+
+
+# the value types a config file must use, since sd-scripts takes its values as written (FACTS §1.1)
+TOML_TYPES = {"int": (int,), "float": (int, float), "int_or_float": (int, float), "str": (str,), "Path": (str,)}
+
+
+def check_config_values(launch, known: dict):
+    """Values in the --config_file that argparse never sees: a number in quotes, a flag as a string,
+    a path whose backslash became a control character."""
+    shown = launch.config_file
+    for key, value in launch.config_options.items():
+        spec = known.get(key)
+        if isinstance(value, str) and any(c in value for c in "\n\t\r\b\f"):
+            yield Finding(Severity.ERROR, f"{key} in {shown} holds a control character: {value!r}",
+                          detail="In a double-quoted TOML string \\n, \\t, \\r, \\b and \\f are escapes, so a "
+                                 "Windows path such as \"C:\\new\" turns into a line break.",
+                          fix=f"Write the path in single quotes: {key} = '{value.encode('unicode_escape').decode()}'"
+                              " or use forward slashes.")
+        if spec is None or key in launch.cli_options:
+            continue
+        if spec.is_flag and isinstance(value, str):
+            yield Finding(Severity.ERROR if value.strip().lower() in ("false", "0", "no", "") else Severity.WARN,
+                          f"{key} = {value!r} in {shown} is a string: sd-scripts treats any non-empty string "
+                          "as on", fix=f"Write {key} = true or {key} = false, without quotes.")
+        elif not spec.is_list and spec.type in TOML_TYPES and not isinstance(value, bool) \
+                and not isinstance(value, TOML_TYPES[spec.type]):
+            want = "a string in quotes" if spec.type in ("str", "Path") else "a number without quotes"
+            yield Finding(Severity.ERROR, f"{key} = {value!r} in {shown} should be {want}",
+                          detail="sd-scripts uses config file values as written, without argparse's conversion; "
+                                 "the wrong type fails later, during training.",
+                          fix=f"Write {key} = " + (f'"{value}"' if spec.type in ("str", "Path") else
+                                                   (str(value).strip() if _number(value) is not None else "<number>"))
+                              + ".")
+
+
 def check_options(ctx):
     """The whole check: script, option names, values, combinations, files."""
     from lora_doctor.script_options import accepted_options
@@ -455,7 +521,8 @@ def check_options(ctx):
     count = 0
     for part in (check_names(ctx, cmd, known, source), check_values(ctx, cmd, known),
                  check_combinations(ctx, cmd), check_network_args(ctx, cmd),
-                 check_network_module(ctx, cmd, script_ok), check_paths(ctx, cmd)):
+                 check_network_module(ctx, cmd, script_ok), check_paths(ctx, cmd),
+                 check_config_values(launch, known)):
         for finding in part:
             count += finding.severity >= Severity.WARN
             yield finding

@@ -163,3 +163,27 @@ def test_unknown_script_is_not_judged(tmp_path):
     (tmp_path / "my_trainer.py").write_text("")
     findings = check(tmp_path, "--whatever", "1", script="my_trainer.py")
     assert [f.severity for f in findings] == [Severity.INFO]
+
+
+def test_config_file_windows_path_in_double_quotes(bare):
+    (bare / "c.toml").write_text('[paths]\ntrain_data_dir = "C:\\Users\\me\\train"\n')
+    f = only(check(bare, NET, "--config_file=c.toml"), "config.dataset_toml_syntax")
+    assert f.severity == Severity.ERROR
+    assert f.summary == (f"--config_file {bare / 'c.toml'}, line 2: a Windows path in double quotes, where "
+                         "backslashes start escape sequences")
+    assert f.detail.startswith('train_data_dir = "C:\\Users\\me\\train"\n')
+    assert "train_data_dir = 'C:\\Users\\me\\train'" in f.fix
+    (bare / "c.toml").write_text('learning_rate = "1e-4\n')
+    g = only(check(bare, NET, "--config_file=c.toml"), "config.dataset_toml_syntax")
+    assert g.summary.endswith("line 1 is not valid TOML") and "missing quote" in g.fix
+
+
+def test_config_file_values_of_the_wrong_type(bare):
+    (bare / "c.toml").write_text('train_batch_size = "4"\nresolution = 512\ncache_latents = "false"\n'
+                                 'output_dir = "C:\\new"\nnetwork_dim = 16\nlearning_rate = 1e-4\n')
+    findings = check(bare, NET, "--config_file=c.toml", "--resolution=512")
+    bad = {f.summary.split(" ")[0]: f for f in findings if f.severity >= Severity.WARN}
+    assert set(bad) == {"train_batch_size", "cache_latents", "output_dir"}, [f.summary for f in findings]
+    assert bad["train_batch_size"].fix == "Write train_batch_size = 4."
+    assert bad["cache_latents"].severity == Severity.ERROR and "without quotes" in bad["cache_latents"].fix
+    assert "control character" in bad["output_dir"].summary and "output_dir = 'C:\\new'" in bad["output_dir"].fix
