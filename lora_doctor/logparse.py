@@ -63,7 +63,7 @@ _EXC = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*_?[A-Z]\w*[a-z]\w*)(?::\s?(?P<m
 _ARGPARSE = re.compile(r"^[\w.\-]+: error: (?P<msg>.+)$")
 _LOOSE_EXC = re.compile(
     r"^\s*'?(?P<type>(?:[A-Za-z_]\w*\.)*(?:[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Invalid|Failure|Timeout)|"
-    r"KeyboardInterrupt|StopIteration|SafetensorError))(?::\s?(?P<msg>.*)|\s*)$")
+    r"KeyboardInterrupt|StopIteration|SafetensorError|Exception))(?::\s?(?P<msg>.*)|\s*)$")
 _BARE_TYPES = {"KeyboardInterrupt", "MemoryError", "SystemExit", "StopIteration", "AssertionError"}
 _CHAIN = re.compile(r"^\s*(During handling of the above exception, another exception occurred|"
                     r"The above exception was the direct cause of the following exception):?\s*$")
@@ -417,8 +417,9 @@ class LogParser:
                 self.st.tb = _Open("plain", no, rank, nested_in=f)
                 return True
             return False
-        if (not s or (self.st.msg_strict and line[0] not in " \t") or _CHAIN.match(line) or s[0] in "╭│╰" or self.st.msg_lines >= MAX_MESSAGE_LINES
-                or _RECORD.match(line) or _PROGRESS_LINE.match(line)):
+        if (not s or (self.st.msg_strict and line[0] not in " \t") or _CHAIN.match(line) or s[0] in "╭│╰"
+                or self.st.msg_lines >= MAX_MESSAGE_LINES or _RECORD.match(line) or _PROGRESS_LINE.match(line)
+                or _NOT_MESSAGE.match(line) or (line[0] not in " \t" and _NEXT_EXC.match(line))):
             self._end_message()
             return False
         if len(f.message) < MAX_MESSAGE:
@@ -495,6 +496,14 @@ class LogParser:
 
 
 _PROGRESS_LINE = re.compile(r"^[^|]{0,160}\d%\|")
+# Lines that end an exception message: an elision (`...`), a frame, glog/torch elastic records,
+# shell prompts and pauses, launcher chatter printed after the crash.
+_NOT_MESSAGE = re.compile(
+    r"^\s*(?:\.\.\.|…)\s*$|^\s*File \"[^\"]*\", line \d+|^[EWIF]\d{4} \d\d:\d\d:\d\d"
+    r"|^\(\w[\w.\-]*\) |^[A-Za-z]:\\[^>\n]*>|^PS [A-Za-z]:\\|^\S+@\S+:\S*[$#] |^Press any key|^Drücken Sie"
+    r"|^wandb: |^Exception ignored in|^Error in sys\.excepthook|^\[(?:rank|default)\d+\]:|^\d\d:\d\d:\d\d-\d+ \w+ ")
+# An unindented `pkg.SomeError: text` line after a message is the next failure, not more message.
+_NEXT_EXC = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Invalid|Warning):\s")
 
 
 def exit_cause(code: int | None, *, signal: int | None = None, killed: bool = False,

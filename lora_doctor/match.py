@@ -142,7 +142,7 @@ def _diagnose(stream, *, launch=None, facts=None, exit_code=None, plugin_dirs=()
 
 
 def _uses(sig: Signature, pattern: str) -> bool:
-    rxs = [sig.message, sig.frame, *sig.log_all, *sig.log_any, *sig.log_none]
+    rxs = [sig.message, sig.frame, sig.frame_when_shown, *sig.log_all, *sig.log_any, *sig.log_none]
     return any(rx is not None and rx.pattern == pattern for rx in rxs)
 
 
@@ -176,8 +176,8 @@ def _exception_ok(sig: Signature, f: Failure) -> bool:
     return any(e == full or e == name or full.endswith("." + e) for e in sig.exception)
 
 
-def _frame_ok(sig: Signature, f: Failure, guard) -> bool:
-    return any(guard.search(sig.frame, f"{fr.file}:{fr.function}") for fr in f.frames)
+def _frame_ok(rx, f: Failure, guard) -> bool:
+    return any(guard.search(rx, f"{fr.file}:{fr.function}") for fr in f.frames)
 
 
 def _candidates(parsed: ParsedLog) -> list[tuple[Failure, bool]]:
@@ -205,20 +205,22 @@ def match_signature(sig: Signature, parsed: ParsedLog, scanner: LineScanner, pos
     for rx in sig.log_none:
         if scanner.hit(rx):
             return None
+    hit_lines: list[str] = []
     for rx in sig.log_all:
         hit = scanner.hit(rx)
         if hit is None:
             return None
         groups.update(hit[1])
-        evidence.append(f"log: {hit[0].strip()}")
+        hit_lines.append(hit[0])
     if sig.log_any:
         hits = [scanner.hit(rx) for rx in sig.log_any]
         first = next((h for h in hits if h), None)
         if first is None:
             return None
         groups.update(first[1])
-        evidence.append(f"log: {first[0].strip()}")
-    failure, on_root = None, parsed.root is None
+        hit_lines.append(first[0])
+    evidence += [f"log: {line.strip()}" for line in hit_lines]
+    failure, on_root = None, parsed.root is None or _on_root_chain(hit_lines, parsed.root)
     if sig.needs_failure:
         for f, in_root in _candidates(parsed):
             if not _exception_ok(sig, f):
@@ -228,7 +230,9 @@ def match_signature(sig: Signature, parsed: ParsedLog, scanner: LineScanner, pos
                 m = guard.search(sig.message, f.message)
                 if m is None:
                     continue
-            if sig.frame is not None and not _frame_ok(sig, f, guard):
+            if sig.frame is not None and not _frame_ok(sig.frame, f, guard):
+                continue
+            if sig.frame_when_shown is not None and f.frames and not _frame_ok(sig.frame_when_shown, f, guard):
                 continue
             failure, on_root = f, in_root
             if m is not None:
@@ -244,6 +248,21 @@ def match_signature(sig: Signature, parsed: ParsedLog, scanner: LineScanner, pos
     from .redact import redact_text
 
     return Match(sig, failure, groups, [redact_text(e) for e in _dedupe(evidence)], on_root, post)
+
+
+_RANK_PREFIX = re.compile(r"^\[(?:rank|default)\d+\]:\s?")
+
+
+def _on_root_chain(lines: list[str], root: Failure | None) -> bool:
+    """Is one of these log lines the root failure's own exception line (or a line of its message)?"""
+    if root is None or not lines:
+        return False
+    texts = [f"{f.exception}: {f.message}" if f.exception else f.message for f in chain(root)]
+    for line in lines:
+        body = _RANK_PREFIX.sub("", line).strip()
+        if len(body) >= 8 and any(body in text for text in texts):
+            return True
+    return False
 
 
 def _dedupe(evidence: list[str]) -> list[str]:

@@ -22,7 +22,7 @@ SEVERITIES = {"error": "error", "warn": "warn", "warning": "warn", "info": "info
 TOP_KEYS = {"signature"}
 SIG_KEYS = {"id", "title", "severity", "priority", "match", "why", "fix", "refs", "edit", "examples",
             "counter_examples"}
-MATCH_KEYS = {"exception", "message", "log_all", "log_any", "log_none", "frame", "exit_code"}
+MATCH_KEYS = {"exception", "message", "log_all", "log_any", "log_none", "frame", "frame_when_shown", "exit_code"}
 EDIT_KEYS = {"add", "remove", "set"}
 EXAMPLE_KEYS = {"log", "command", "exit_code", "source", "note"}
 DEFAULT_PRIORITY = 50
@@ -56,6 +56,7 @@ class Signature:
     exception: tuple[str, ...] = ()
     message: re.Pattern | None = None
     frame: re.Pattern | None = None
+    frame_when_shown: re.Pattern | None = None  # like frame, but a failure pasted without frames passes
     log_all: tuple[re.Pattern, ...] = ()
     log_any: tuple[re.Pattern, ...] = ()
     log_none: tuple[re.Pattern, ...] = ()
@@ -74,12 +75,13 @@ class Signature:
     @property
     def needs_failure(self) -> bool:
         """True when the signature constrains an exception (type, message or frame)."""
-        return bool(self.exception or self.message or self.frame)
+        return bool(self.exception or self.message or self.frame or self.frame_when_shown)
 
     @property
     def specificity(self) -> float:
         """How much the signature pins down: more (and longer) constraints rank higher."""
         score = 1.0 * bool(self.exception) + 1.0 * bool(self.frame) + 1.0 * bool(self.exit_code)
+        score += 0.5 * bool(self.frame_when_shown)
         if self.message is not None:
             score += 2.0 + min(len(self.message.pattern), 120) / 120
         score += 1.5 * len(self.log_all) + 1.0 * bool(self.log_any) + 0.5 * len(self.log_none)
@@ -351,7 +353,7 @@ def _compile_match(match: dict, err, *, trusted: bool, check: bool = True) -> di
     try:
         if "exception" in match:
             out["exception"] = tuple(_strings(match["exception"], "match.exception"))
-        for key in ("message", "frame"):
+        for key in ("message", "frame", "frame_when_shown"):
             if key in match:
                 patterns = _strings(match[key], f"match.{key}")
                 pattern = patterns[0] if len(patterns) == 1 else "|".join(f"(?:{p})" for p in patterns)

@@ -296,3 +296,37 @@ def test_a_traceback_pasted_with_indentation():
     text = "\n".join("    " + line for line in PLAIN.splitlines()[1:7]) + "\n"
     root = parse_text(text).root
     assert root.exception == "AssertionError" and root.frames[-1].line == 1634
+
+
+@pytest.mark.parametrize("after", [
+    "...\nTraceback (most recent call last):\n  File \"/a.py\", line 1, in f\nRuntimeError: next\n",
+    "E1125 10:00:00.000000 139 torch/distributed/elastic/multiprocessing/api.py:874] failed (exitcode: 1)\n",
+    "(venv) C:\\sd-scripts>\n",
+    "PS C:\\sd-scripts> \n",
+    "me@box:~/sd-scripts$ \n",
+    "Press any key to continue . . .\n",
+    "16:09:20-000 INFO     Training has ended.\n",
+    "  File \"/sd/train_network.py\", line 1115, in <module>\n",
+])
+def test_a_message_ends_where_the_next_thing_starts(after):
+    """`KeyError: 'x'` then `...` (a paste's elision), a frame, a glog record, a prompt: not message."""
+    root = parse_text("Traceback (most recent call last):\n  File \"/a.py\", line 1, in f\nKeyError: 'x'\n" + after).root
+    assert (root.exception, root.message) == ("KeyError", "'x'")
+
+
+def test_an_exception_line_after_a_message_is_the_next_failure():
+    text = ("Traceback (most recent call last):\n  File \"/a.py\", line 1, in f\n"
+            "ValueError: bad value\n"
+            "subprocess.CalledProcessError: Command '['python', 'train_network.py']' returned non-zero exit status 1.\n")
+    log = parse_text(text)
+    assert log.root.message == "bad value"
+    assert [f.exception_name for f in log.failures] == ["ValueError", "CalledProcessError"]
+    assert log.failures[1].is_wrapper and log.exit.code == 1
+
+
+def test_a_multi_line_message_keeps_its_lines():
+    text = ("RuntimeError: Error(s) in loading state_dict for UNet2DConditionModel:\n"
+            "\tMissing key(s) in state_dict: \"a\", \"b\".\n"
+            "\tsize mismatch for c: copying a param with shape torch.Size([1]).\n")
+    root = parse_text(text).root
+    assert root.message.count("\n") == 2 and "size mismatch" in root.message

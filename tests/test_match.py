@@ -15,6 +15,11 @@ from lora_doctor.pluginmanager import PluginHost
 CODE_ONLY = ("lora_doctor.plugins.diagnose_code",)
 
 
+def has_opt(command: str, name: str, value: str) -> bool:
+    """The corrected command sets --name to value (as `--name value` or `--name=value`)."""
+    return f"--{name} {value}" in command or f"--{name}={value}" in command
+
+
 @pytest.fixture(autouse=True)
 def _no_user_plugins(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
@@ -85,7 +90,7 @@ def test_fix_text_placeholders_and_corrected_command(tmp_path):
     assert d.fix[0] == "Turn bucketing on for /data/1_x/big.png."
     assert d.fix[-1] == "Change the command: add --enable_bucket; set --resolution=512,512; remove --cache_latents."
     assert d.fix_command.startswith("accelerate launch --num_processes 1 train_network.py")
-    assert "--enable_bucket" in d.fix_command and "--resolution 512,512" in d.fix_command
+    assert "--enable_bucket" in d.fix_command and has_opt(d.fix_command, "resolution", "512,512")
     assert "--cache_latents" not in d.fix_command and "1024" not in d.fix_command
     assert "'/out dir'" in d.fix_command
     assert "hf_abcdefghijklmnopqrstuvwxyz" not in d.fix_command
@@ -181,7 +186,7 @@ def test_oom_names_the_figures_and_what_to_change_first(tmp_path):
     assert "2.01 GiB" in d.why and "481 MiB" in d.why and "3.78 GiB" in d.why and "batch size (now 4)" in d.why
     assert d.fix[0].startswith("Train in mixed precision: --mixed_precision=fp16")
     assert any("--train_batch_size=2 with --gradient_accumulation_steps=2" in s for s in d.fix)
-    assert "--mixed_precision fp16" in d.fix_command and "--gradient_checkpointing" in d.fix_command
+    assert has_opt(d.fix_command, "mixed_precision", "fp16") and "--gradient_checkpointing" in d.fix_command
     assert "--train_batch_size=4" in d.fix_command
 
 
@@ -224,7 +229,7 @@ def test_nan_loss_with_a_huge_learning_rate(tmp_path):
     d = report.diagnoses[0]
     assert d.signature_id == "train.loss_nan"
     assert d.fix[0].startswith("Lower the learning rate: 1e+06")
-    assert "--learning_rate 1e-4" in d.fix_command
+    assert has_opt(d.fix_command, "learning_rate", "1e-4")
     assert "avr_loss=nan" in d.evidence[0] and "3/10" in d.evidence[0]
 
 
@@ -294,3 +299,48 @@ def test_the_word_filter_on_big_chunks_finds_what_a_plain_search_finds():
     scanner.scan(text)
     for rx in patterns:
         assert (scanner.hit(rx) is not None) == (rx.search(text) is not None), rx.pattern
+
+
+LOG_LINE_SIG = """
+[[signature]]
+id = "test.by_log_line"
+title = "Matched on a log line"
+[signature.match]
+log_any = ['bucket_reso_steps is \\d+\\. it must be divisible by']
+fix = ["fix it"]
+"""
+
+
+def test_a_log_line_that_is_the_root_exception_line_is_root_evidence(tmp_path):
+    """A log-line rule that hits the root failure's own exception line is not a side remark."""
+    host = host_with(tmp_path, LOG_LINE_SIG)
+    on_root = diagnose_text("Traceback (most recent call last):\n  File \"/sd/a.py\", line 1, in f\n"
+                            "AssertionError: bucket_reso_steps is 48. it must be divisible by 32.\n", host=host)
+    elsewhere = diagnose_text("WARNING bucket_reso_steps is 48. it must be divisible by 32.\n"
+                              "ValueError: something else\n", host=host)
+    assert on_root.diagnoses[0].confidence > 0.6
+    assert elsewhere.diagnoses[0].confidence < on_root.diagnoses[0].confidence - 0.2
+
+
+WHEN_SHOWN = """
+[[signature]]
+id = "test.sampler_none"
+title = "Sampler got None"
+[signature.match]
+exception = ["AttributeError"]
+message = "'NoneType' object has no attribute 'to'"
+frame_when_shown = 'sample_image'
+fix = ["fix it"]
+"""
+
+
+@pytest.mark.parametrize("frames,found", [
+    ("", True),  # pasted alone: nothing contradicts it
+    ("  File \"/sd/library/train_util.py\", line 5520, in sample_image_inference\n", True),
+    ("  File \"/home/me/gen.py\", line 52, in run\n", False),  # someone else's code
+])
+def test_frame_when_shown(tmp_path, frames, found):
+    host = host_with(tmp_path, WHEN_SHOWN)
+    head = "Traceback (most recent call last):\n" if frames else ""
+    report = diagnose_text(head + frames + "AttributeError: 'NoneType' object has no attribute 'to'\n", host=host)
+    assert bool(report.diagnoses) is found
