@@ -54,6 +54,18 @@ def open_history(create: bool = False):
         raise SystemExit(1) from None
 
 
+def home_problem(folder) -> str:
+    """Why runs cannot be recorded in `folder` (a file, read-only), or ''."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return (f"the history folder {folder} cannot be created: {existing} is a file "
+                "(set LORA_DOCTOR_HOME to a folder); no run is recorded")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        return (f"the history folder {folder} is not writable (set LORA_DOCTOR_HOME to a writable folder); "
+                "no run is recorded")
+    return ""
+
+
 def resolve_run(store, text: str) -> dict:
     """A run from `12`, `#12`, `last`, `last-ok` or `last-failed`; unknown ones are usage errors."""
     token = text.strip().lstrip("#").lower()
@@ -139,6 +151,10 @@ def list_runs(args) -> int:
         raise UsageError("-n must be 0 (all) or a positive number of runs")
     store = open_history()
     if store is None:
+        problem = home_problem(database_path().parent)
+        if problem:
+            print(f"lora-doctor: error: {problem}", file=sys.stderr)
+            return 1
         if args.json:
             emit_json({"database": str(database_path()), "total": 0, "runs": []})
         else:
