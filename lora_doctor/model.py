@@ -70,6 +70,12 @@ class Check:
     timeout: float = 15.0
     plugin: str = ""
 
+    def __post_init__(self):
+        if self.applies not in APPLIES:
+            raise ValueError(f"Check {self.id}: applies={self.applies!r} is not one of {', '.join(APPLIES)}")
+        if "." not in self.id:
+            raise ValueError(f"Check id {self.id!r} is not family.name (e.g. myteam.output_dir)")
+
 
 @dataclass(frozen=True)
 class Frame:

@@ -20,7 +20,6 @@ from .subproc import run_bounded
 BASE_MARKER = "@@LORA_DOCTOR_PROBE@@"
 TORCH_MARKER = "@@LORA_DOCTOR_TORCH@@"
 DISTS_MARKER = "@@LORA_DOCTOR_DISTS@@"
-MARKER = BASE_MARKER  # the name older code used
 DEFAULT_TIMEOUT = 60.0
 
 

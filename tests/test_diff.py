@@ -164,7 +164,7 @@ def test_diff_sees_a_torch_cuda_change_a_caption_edit_a_config_edit_and_a_model_
         "CUDA is no longer available to torch",
         f"dataset {tmp_path / 'img'}: modified: 10_cat/cat1.txt",
         f"contents of --dataset_config {toml} changed",
-        f"model model.safetensors changed on disk (1000 B → 2.0 KB)",
+        "model model.safetensors changed on disk (1000 B → 2.0 KB)",
         "GPU RTX 3090 → none",
         "einops 0.7.0 → 0.8.0 (upgraded)",
     ]

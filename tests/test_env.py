@@ -3,14 +3,12 @@
 import io
 import json
 import os
-import pty
-import select
 import stat
 import subprocess
 import sys
-import time
 
 from conftest import ROOT, run_cli
+from run_helpers import run_in_pty
 from lora_doctor.render import render_results
 from lora_doctor.doctor import CheckResult, summary
 from lora_doctor.model import Check, Finding, Severity
@@ -81,36 +79,18 @@ def test_ascii_fallback_for_a_terminal_that_cannot_encode_the_marks():
     assert raw.getvalue().decode("cp1252").startswith("[v] Alpha: all good\n[x] Beta\n    x it broke\n")
 
 
-def run_in_pty(args, env):
-    """Run the CLI on a real pseudo-terminal; return everything it wrote."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "lora_doctor", *args], stdout=slave, stderr=slave,
-                            stdin=subprocess.DEVNULL, env=env, close_fds=True)
-    os.close(slave)
-    chunks, deadline = [], time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
-        if ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    proc.wait(timeout=10)
-    os.close(master)
-    return b"".join(chunks).decode("utf-8", "replace"), proc.returncode
+def cli_in_pty(args, env):
+    """Run the CLI on a real pseudo-terminal; return what it wrote, and the exit code."""
+    out, code = run_in_pty([sys.executable, "-m", "lora_doctor", *args], env)
+    return out.decode("utf-8", "replace"), code
 
 
 def test_colour_on_a_terminal_and_none_with_no_color_or_a_pipe(isolated_env):
     tty_env = {k: v for k, v in isolated_env.items() if k != "NO_COLOR"}
     tty_env["TERM"] = "xterm-256color"
-    coloured, rc = run_in_pty(["env", "--only", "python"], tty_env)
+    coloured, rc = cli_in_pty(["env", "--only", "python"], tty_env)
     assert ANSI in coloured and "Python" in coloured and rc == 0
-    plain, _ = run_in_pty(["env", "--only", "python"], dict(tty_env, NO_COLOR="1"))
+    plain, _ = cli_in_pty(["env", "--only", "python"], dict(tty_env, NO_COLOR="1"))
     assert ANSI not in plain and "[✓] Python: Python " in plain
     piped = run_cli(["env", "--only", "python"], env=tty_env)
     assert ANSI not in piped.stdout and piped.stdout.startswith("lora-doctor: checking ")

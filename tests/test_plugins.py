@@ -57,6 +57,7 @@ from lora_doctor import hookimpl
 def lora_doctor_register_check(register):
     """Misspelled: the hook is lora_doctor_register_checks."""
 '''
+BAD_APPLIES = GOOD.replace('run=run))', 'run=run, applies="comand"))')
 
 
 def write(folder, name, text):
@@ -72,6 +73,7 @@ def plugin_dir(tmp_path):
     write(folder, "raising", RAISING)
     write(folder, "slow", SLOW)
     write(folder, "typo", TYPO)
+    write(folder, "applies", BAD_APPLIES.format(name="applies"))
     return folder
 
 
@@ -94,6 +96,9 @@ def test_folder_plugins_broken_raising_slow_and_misspelled_each_cost_only_themse
     assert by_id["slow.check"]["findings"][0]["summary"] == "did not finish within its 1 s budget"
     typo = by_id["plugin.typo"]["findings"][0]["summary"]
     assert "unknown hook" in typo and "lora_doctor_register_check" in typo
+    assert by_id["plugin.applies"]["findings"][0]["summary"] == (
+        "plugin applies is broken: ValueError: Check applies.check: applies='comand' is not one of "
+        "always, command, model, dataset")
     assert proc.returncode == 1
 
 
