@@ -43,7 +43,7 @@ def render_report(report, stream=None, *, verbose: bool = False) -> None:
     log = report.log
     if report.diagnoses:
         best, others = report.diagnoses[0], report.diagnoses[1:]
-        _render_best(console, best, verbose)
+        _render_best(console, best, verbose, from_log=report.command_from_log is not None)
         if others:
             _line(console, "")
             _line(console, "Other plausible causes:", "bold")
@@ -85,7 +85,7 @@ def render_report(report, stream=None, *, verbose: bool = False) -> None:
             _line(console, f"! {e}", "yellow")
 
 
-def _render_best(console, d, verbose: bool) -> None:
+def _render_best(console, d, verbose: bool, from_log: bool = False) -> None:
     mark = {"error": "✗", "warn": "!", "info": "i"}.get(d.severity, "✗")
     _line(console, f"{mark} {d.title}", "red" if d.severity == "error" else "yellow")
     _line(console, f"  cause: {d.signature_id} (confidence {d.confidence:.0%})", "dim")
@@ -105,7 +105,7 @@ def _render_best(console, d, verbose: bool) -> None:
             _wrap(console, f"{i}. {step}", "    ", hang=len(f"{i}. "))
     if d.fix_command:
         _line(console, "")
-        _line(console, "  Corrected command:", "bold")
+        _line(console, "  Corrected command" + (" (the command the log printed, changed):" if from_log else ":"), "bold")
         _line(console, f"    $ {d.fix_command}", "bold")
     if d.refs:
         _line(console, "")

@@ -50,6 +50,7 @@ NOTABLE = {
     "oom_killer": r"\bOut of memory: Killed process\b|\boom-kill\b|\boom_reaper\b",
     "paging_file": r"paging file is too small|WinError 1455|os error 1455",
     "cuda_oom": r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError",
+    "launch_command": r"(?i)accelerate(?:\.exe)?\"? launch\b.*\.py",  # a GUI echoing the command it runs
 }
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -444,6 +445,10 @@ class LogParser:
     def _add_failure(self, exc: str, msg: str, frames, rank, no: int, start: int, nested_in=None) -> Failure:
         f = Failure(exception=exc, message=msg[:MAX_MESSAGE], frames=list(frames), rank=rank, line_no=no)
         name = f.exception_name
+        if _handled(f):  # printed, caught and survived: a warning, not a failure
+            if len(self.out.warnings) < self.WARN_KEEP:
+                self.out.warnings.append(f"{exc}: {msg}"[:500])
+            return f
         if name in _WRAPPER_TYPES or _WORKER_WRAP.match(msg):
             f.is_wrapper = True
         if self.st.chain_pending is not None and nested_in is None:
@@ -496,6 +501,12 @@ class LogParser:
 
 
 _PROGRESS_LINE = re.compile(r"^[^|]{0,160}\d%\|")
+
+
+def _handled(f: Failure) -> bool:
+    """A traceback a library prints and then carries on from: xformers probing for triton at import."""
+    return (f.exception_name == "ModuleNotFoundError" and f.message.startswith("No module named 'triton'")
+            and any("xformers" in fr.file for fr in f.frames))
 # Lines that end an exception message: an elision (`...`), a frame, glog/torch elastic records,
 # shell prompts and pauses, launcher chatter printed after the crash.
 _NOT_MESSAGE = re.compile(

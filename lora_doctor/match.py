@@ -53,6 +53,7 @@ class DiagnosisReport:
     signature_errors: list[str] = field(default_factory=list)
     log: ParsedLog | None = None
     plugin_errors: list[str] = field(default_factory=list)
+    command_from_log: object = None  # the Launch read from the log (a GUI's echo) when none was given
 
     @property
     def root(self) -> Failure | None:
@@ -71,9 +72,21 @@ class DiagnosisReport:
             "exit": self.exit.to_json() if self.exit else None,
             "signature_errors": list(self.signature_errors),
             "plugin_errors": list(self.plugin_errors),
+            "command_from_log": _argv_json(self.command_from_log),
             "log": None if log is None else {"lines": log.lines, "bytes": log.bytes, "errors": log.errors[:20],
                                              "truncated_lines": log.truncated_lines},
         }
+
+
+def _argv_json(launch) -> str | None:
+    if launch is None:
+        return None
+    import sys
+
+    from .cmdedit import join
+    from .redact import redact_argv
+
+    return join(redact_argv(list(launch.argv)), sys.platform)
 
 
 def _failure_json(f: Failure, log: ParsedLog | None) -> dict:
@@ -129,11 +142,17 @@ def _diagnose(stream, *, launch=None, facts=None, exit_code=None, plugin_dirs=()
             parsed.bytes = size
         exit_ = _merge_exit(parsed.exit, exit_code)
         notable = {name: hit[0] for name, rx in _NOTABLE_RX.items() if (hit := scanner.hit(rx))}
+        from_log = None
+        if launch is None and notable.get("launch_command"):
+            from .logcommand import command_from_line
+
+            launch = from_log = command_from_line(notable["launch_command"])
         post = PostMortem(parsed, launch, facts, exit_, notable)
         matches = match_all(db, parsed, scanner, post, guard)
         code = _code_diagnoses(host, parsed.root, post) if host is not None else ([], [])
     report = DiagnosisReport(diagnoses=_rank(matches, code[0]), failures=parsed.ordered_failures(), exit=exit_,
-                             signature_errors=[str(e) for e in db.errors if e.fatal], log=parsed, plugin_errors=code[1])
+                             signature_errors=[str(e) for e in db.errors if e.fatal], log=parsed, plugin_errors=code[1],
+                             command_from_log=from_log)
     for pattern in sorted(guard.timed_out):
         owners = [s.where for s in db.signatures if _uses(s, pattern)]
         report.signature_errors.append(f"{', '.join(owners) or 'signature'}: regex {pattern!r} took longer than "
@@ -219,7 +238,7 @@ def match_signature(sig: Signature, parsed: ParsedLog, scanner: LineScanner, pos
             return None
         groups.update(first[1])
         hit_lines.append(first[0])
-    evidence += [f"log: {line.strip()}" for line in hit_lines]
+    evidence += [f"log: {line.strip()[:400]}" for line in hit_lines]
     failure, on_root = None, parsed.root is None or _on_root_chain(hit_lines, parsed.root)
     if sig.needs_failure:
         for f, in_root in _candidates(parsed):

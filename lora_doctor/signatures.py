@@ -623,7 +623,7 @@ class LineScanner:
             stop = text.find("\n", m.end())
             line = text[start:stop if stop >= 0 else len(text)]
             groups = {k: v for k, v in m.groupdict().items() if v is not None}
-            self.found[(rx.pattern, rx.flags)] = (line[:500], groups)
+            self.found[(rx.pattern, rx.flags)] = (line[:4096], groups)
         self._pending = still
 
     def hit(self, rx: re.Pattern) -> tuple[str, dict] | None:

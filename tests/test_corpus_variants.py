@@ -74,3 +74,10 @@ def test_unknown_failures_are_still_reported_as_failures(results):
     for cause, name, _, report in results:
         if cause == "unknown":
             assert report.failed, name
+
+
+def test_clean_runs_show_no_failure_at_all(results):
+    """A clean run with scary warnings: `diagnose` says "No failure found" and exits 0."""
+    for cause, name, _, report in results:
+        if cause == "none":
+            assert not report.failed, (name, [f"{f.exception}: {f.message[:80]}" for f in report.failures])

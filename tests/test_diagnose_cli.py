@@ -242,3 +242,37 @@ def test_cli_unreadable_file(isolated_env, tmp_path):
     log.chmod(0)
     result = run_cli(["diagnose", str(log)], env=isolated_env)
     assert result.returncode == 2 and "cannot read it" in result.stderr
+
+
+GUI_LOG = """\
+16:01:02-101 INFO     Start training LoRA Standard ...
+16:01:02-130 INFO     Executing command: "C:\\kohya_ss\\venv\\Scripts\\accelerate.EXE" launch --dynamo_backend no --num_cpu_threads_per_process 2 "C:/kohya_ss/sd-scripts/train_network.py" --pretrained_model_name_or_path="C:/models/sd15.safetensors" --train_data_dir="D:/lora/img" --resolution="512,512" --output_dir="D:/lora/out" --network_module=networks.lora --train_batch_size="2"
+Traceback (most recent call last):
+  File "C:\\kohya_ss\\sd-scripts\\library\\train_util.py", line 1634, in __getitem__
+    assert (
+AssertionError: image too large, but cropping and bucketing are disabled / 画像サイズが大きいのでface_crop_aug_rangeかrandom_crop、またはbucketを有効にしてください: D:\\lora\\img\\10_cat\\big.png
+"""
+
+
+def test_a_pasted_gui_log_brings_its_own_command(tmp_path, isolated_env):
+    """The kohya_ss GUI prints the command it runs: without `-- COMMAND`, that one is corrected."""
+    log = tmp_path / "gui.log"
+    log.write_text(GUI_LOG, encoding="utf-8")
+    result = run_cli(["diagnose", str(log)], env=isolated_env)
+    assert result.returncode == 0, result.stderr
+    assert "the command the log printed" in result.stdout
+    corrected = next(line.strip() for line in result.stdout.splitlines() if line.strip().startswith("$ accelerate"))
+    assert "--enable_bucket" in corrected and "D:/lora/img" in corrected and "C:/kohya_ss/sd-scripts/train_network.py" in corrected
+    data = json.loads(run_cli(["diagnose", "--json", str(log)], env=isolated_env).stdout)
+    assert "--train_batch_size" in data["command_from_log"]
+
+
+@pytest.mark.parametrize("line", [
+    "accelerate launch my_experiment.py --lr 1",  # not an sd-scripts trainer
+    "accelerate launch --num_processes 1",  # no script
+])
+def test_a_printed_command_that_is_not_a_trainer_is_not_used(line):
+    from lora_doctor.match import diagnose_text
+
+    report = diagnose_text(line + "\n" + GUI_LOG.split("\n", 2)[2])
+    assert report.command_from_log is None and report.diagnoses[0].fix_command == ""

@@ -330,3 +330,21 @@ def test_a_multi_line_message_keeps_its_lines():
             "\tsize mismatch for c: copying a param with shape torch.Size([1]).\n")
     root = parse_text(text).root
     assert root.message.count("\n") == 2 and "size mismatch" in root.message
+
+
+def test_xformers_probing_for_triton_is_a_warning_not_the_root():
+    text = """\
+A matching Triton is not available, some optimizations will not be enabled
+Traceback (most recent call last):
+  File "C:\\kohya\\venv\\lib\\site-packages\\xformers\\__init__.py", line 57, in _is_triton_available
+    import triton  # noqa
+ModuleNotFoundError: No module named 'triton'
+steps: 100%|##########| 2/2 [00:03<00:00, avr_loss=0.11]
+Traceback (most recent call last):
+  File "/sd/library/train_util.py", line 1960, in read_caption
+AssertionError: caption file is empty / キャプションファイルが空です: a.txt
+"""
+    log = parse_text(text)
+    assert log.root.exception == "AssertionError" and len(log.failures) == 1
+    assert any("triton" in w for w in log.warnings)
+    assert parse_text(text.split("steps:")[0]).failures == []
