@@ -80,8 +80,14 @@ def render_results(results: list[CheckResult], summary: dict, *, verbose: bool =
     console = make_console(stream)
     if header:
         _line(console, header, "bold")
+    skipped: dict[str, list[str]] = {}
     for r in results:
-        render_result(console, r, verbose)
+        if r.status == "skipped" and not verbose:  # one line per reason, after the checks that ran
+            skipped.setdefault(r.skipped_reason, []).append(r.check.title)
+        else:
+            render_result(console, r, verbose)
+    for reason, titles in skipped.items():
+        _line(console, f"[{STATUS_MARK['skipped']}] {'; '.join(titles)} (skipped: {reason})", STYLE["skipped"])
     errors, warnings = summary["errors"], summary["warnings"]
     _line(console, "")
     if errors or warnings:

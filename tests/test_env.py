@@ -63,6 +63,18 @@ def test_plain_text_layout_exact_bytes():
         "✗ Doctor found issues: 1 error, 1 warning.\n")
 
 
+def test_skipped_checks_share_one_line_per_reason():
+    out = Pipe()
+    rs = results()
+    rs.insert(0, CheckResult(Check("d.skip", "Delta", lambda c: ()), "skipped", skipped_reason="no training command given"))
+    render_results(rs, summary(rs), stream=out)
+    assert out.data.splitlines()[-3] == "[–] Delta; Gamma (skipped: no training command given)"
+    assert out.data.count("skipped") == 1
+    verbose = Pipe()
+    render_results(rs, summary(rs), stream=verbose, verbose=True)
+    assert "[–] Delta (skipped: no training command given)\n" in verbose.data
+
+
 def test_verbose_shows_facts_and_cause():
     out = Pipe()
     rs = results()
@@ -159,7 +171,7 @@ def test_accelerate_not_on_path_means_the_venv_is_not_activated(tmp_path, isolat
     proc = run_cli(["env", "--only", "python", "--", "accelerate", "launch", "train_network.py"], env=env, cwd=sds)
     assert "[✗] Launcher: `accelerate` is not found on PATH" in proc.stdout
     assert f"$ source {sds / 'venv' / 'bin' / 'activate'}" in proc.stdout
-    assert f"checking {sds / 'venv' / 'bin' / 'python'} (sd-scripts venv)" in proc.stdout
+    assert f"checking {sds / 'venv' / 'bin' / 'python'} (sd-scripts' venv)" in proc.stdout
     data = json.loads(run_cli(["env", "--json", "--only", "python.launcher", "--", "accelerate", "launch",
                                "train_network.py"], env=env, cwd=sds).stdout)
     assert data["checks"][0]["findings"][0]["cause"] == "install.venv_not_activated"

@@ -5,6 +5,12 @@ from __future__ import annotations
 from .common import add_check_options, parse_launch, run_all_checks
 
 
+# how the target was chosen (Context.python_source), as the header says it
+CHOSEN_BY = {"--python": "given with --python", "command": "the Python behind the command",
+             "sd-scripts venv": "sd-scripts' venv",
+             "current": "the Python running lora-doctor; --python PATH checks another"}
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("env", help="check this machine (and a training command after --) before training",
                        description="Run every check against the Python that will train. With "
@@ -40,6 +46,6 @@ def run(args) -> int:
     if args.json:
         print_json(report_json(ctx, results, summary))
     else:
-        header = f"lora-doctor: checking {ctx.python} ({ctx.python_source})"
+        header = f"lora-doctor: checking {ctx.python} ({CHOSEN_BY.get(ctx.python_source, ctx.python_source)})"
         render_results(results, summary, verbose=args.verbose, header=header)
     return 1 if summary["errors"] else 0
