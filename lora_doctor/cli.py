@@ -67,6 +67,8 @@ USAGE = {
     "run": "lora-doctor run [options] -- accelerate launch train_network.py …",
     "diagnose": "lora-doctor diagnose [options] LOG|- [-- the training command, for fixes that edit it]",
     "dataset": "lora-doctor dataset [DIR] [options] [sd-scripts' dataset options]",
+    "history": "lora-doctor history [--json] [-n N]  |  history show RUN  |  history prune --older-than AGE",
+    "errors": "lora-doctor errors list  |  errors show ID  |  errors test [FILE.toml|FOLDER …]",
 }
 
 class UsageError(Exception):

@@ -172,6 +172,8 @@ def resolve_python_option(value: str, cwd: Path, env: Mapping[str, str]) -> str 
         return str(inner) if inner else None
     if candidate.is_file():
         return str(candidate)
+    if os.name == "nt" and candidate.with_name(candidate.name + ".exe").is_file():  # `venv\Scripts\python`
+        return str(candidate.with_name(candidate.name + ".exe"))
     if os.sep not in value and "/" not in value:
         return shutil.which(value, path=env.get("PATH", os.defpath))
     return None
