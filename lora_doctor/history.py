@@ -337,11 +337,11 @@ def _key(path, cwd) -> str:
 
 
 def _redacted_options(options: dict) -> dict:
-    from .redact import REDACTED, SECRET_OPTION_RE, redact_text
+    from .redact import REDACTED, is_secret_option, redact_text
 
     out = {}
     for name, value in (options or {}).items():
-        if SECRET_OPTION_RE.match(f"--{name}=x"):
+        if is_secret_option(str(name)):
             out[str(name)] = REDACTED
         elif isinstance(value, str):
             out[str(name)] = redact_text(value)

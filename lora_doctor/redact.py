@@ -6,9 +6,15 @@ import re
 
 # Hugging Face user/org tokens, and option values that are secrets by name.
 TOKEN_RE = re.compile(r"\b(hf_[A-Za-z0-9]{6,}|api_org_[A-Za-z0-9]{6,})")
-SECRET_OPTION_RE = re.compile(
-    r"(--(?:[\w-]*_)?(?:token|key|api_key|secret|password)(?:=|\s+))(\"[^\"]*\"|'[^']*'|\S+)", re.IGNORECASE)
+SECRET_NAME = r"(?:[\w-]*_)?(?:token|key|api_key|secret|password)"
+SECRET_OPTION_RE = re.compile(rf"(--{SECRET_NAME}(?:=|\s+))(\"[^\"]*\"|'[^']*'|\S+)", re.IGNORECASE)
+SECRET_NAME_RE = re.compile(rf"{SECRET_NAME}$", re.IGNORECASE)
 REDACTED = "[REDACTED]"
+
+
+def is_secret_option(name: str) -> bool:
+    """`wandb_api_key`, `huggingface_token` …: an option whose value is a secret (name without --)."""
+    return bool(SECRET_NAME_RE.match(name))
 
 
 def mask(token: str | None) -> str:
@@ -37,10 +43,10 @@ def redact_argv(argv: list[str]) -> list[str]:
             out.append(REDACTED)
             secret_next = False
             continue
-        m = re.match(r"--(?:[\w-]*_)?(?:token|key|api_key|secret|password)(=|$)", tok, re.IGNORECASE)
-        if m and tok.startswith("--"):
-            if m.group(1):
-                out.append(tok.split("=", 1)[0] + "=" + REDACTED)
+        name, eq, _ = tok.partition("=")
+        if name.startswith("--") and is_secret_option(name[2:]):
+            if eq:
+                out.append(name + "=" + REDACTED)
             else:
                 out.append(tok)
                 secret_next = True
