@@ -162,6 +162,9 @@ def _unrecognized(args, extras: list[str], subparser) -> str:
                 f"{' '.join(extras)}")
     options = [e.partition("=")[0] for e in extras if e.startswith("--")]
     close = difflib.get_close_matches(options[0], sorted(_options_of(subparser)), n=1) if options else []
+    if args.subcommand == "dataset" and options and not close:
+        return (f"{options[0]} is not a dataset option; to check a whole training command use "
+                f"lora-doctor env --only dataset -- {TRAIN}")
     return (f"unrecognized arguments: {' '.join(extras)}"
             + (f"; did you mean {close[0]}?" if close else ""))
 

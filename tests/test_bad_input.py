@@ -91,6 +91,11 @@ def test_no_arguments_prints_a_short_overview(cli):
     (["plugins", "--", "x"], ["it does not take a command after '--'"]),
     (["dataset", "--resolution", "512", "--train_batch_size", "two"],
      ["argument --train_batch_size: invalid int value: 'two'", "(see `lora-doctor dataset -h`)"]),
+    (["dataset", "train", "--enable_buckets"], ["unrecognized arguments: --enable_buckets; did you mean --enable_bucket?"]),
+    (["dataset", "train", "--learning_rate=1e-4"],
+     ["--learning_rate is not a dataset option; to check a whole training command use lora-doctor env --only "
+      "dataset -- accelerate launch"]),
+    (["dataset", "a", "--train_data_dir", "b"], ["two dataset folders: a and --train_data_dir b; give one"]),
     (["history", "show", "99"], ["no run #99 in the history"]),
     (["history", "show", "abc"], ["RUN must be a run id", "'abc'"]),
     (["history", "prune", "--older-than", "soon"], ["'soon' is not an age; use e.g. 90d"]),

@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
                     "images, buckets, captions, steps and disk. Takes sd-scripts' own dataset options "
                     "(--resolution 512 or --resolution=512). Reads only. Exit code: 0 no errors, 1 errors, 2 usage.")
     p.add_argument("dir", nargs="?", metavar="DIR", help="the --train_data_dir (the parent of the <repeats>_<name> folders)")
+    p.add_argument("--train_data_dir", metavar="DIR", help="the same as DIR, as sd-scripts spells it")
     p.add_argument("--script", default="train_network.py", metavar="NAME",
                    help="the training script the dataset is for (sets the bucket step rule; default train_network.py, "
                         "sdxl_train_network.py for SDXL)")
@@ -54,6 +55,9 @@ def check_paths(args) -> None:
     """A DIR or --dataset_config that cannot be read is a usage error, said in one line."""
     from ..cli import UsageError
 
+    if args.train_data_dir and args.dir and args.train_data_dir != args.dir:
+        raise UsageError(f"two dataset folders: {args.dir} and --train_data_dir {args.train_data_dir}; give one")
+    args.dir = args.dir or args.train_data_dir
     if not args.dir and not args.dataset_config:
         raise UsageError("give the dataset folder (lora-doctor dataset DIR) or --dataset_config FILE")
     if args.dir:
