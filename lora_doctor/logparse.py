@@ -50,7 +50,7 @@ NOTABLE = {
     "oom_killer": r"\bOut of memory: Killed process\b|\boom-kill\b|\boom_reaper\b",
     "paging_file": r"paging file is too small|WinError 1455|os error 1455",
     "cuda_oom": r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError",
-    "launch_command": r"(?i)accelerate(?:\.exe)?\"? launch\b.*\.py",  # a GUI echoing the command it runs
+    "launch_command": r"accelerate(?:\.exe|\.EXE)?\"? launch\b.*\.py",  # a GUI echoing the command it runs
 }
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
