@@ -12,11 +12,15 @@ from .options_table import load_options
 
 
 def with_options(launch: Launch, changes: list[tuple[str, object]], remove: tuple[str, ...] = ()) -> list[str]:
-    """`launch.argv` with each (option, value) set (True = a flag) and `remove` options dropped."""
+    """`launch.argv` with each (option, value) set (True = a flag) and `remove` options dropped.
+
+    A changed option keeps its place and its `--name=value` or `--name value` spelling; one the
+    command does not have is appended."""
     table = load_options()
-    drop = {name for name, _ in changes} | set(remove)
+    values = dict(changes)
+    drop = set(values) | set(remove)
     head = launch.argv[:len(launch.argv) - len(launch.script_args)]
-    args, i = [], 0
+    args, i, done = [], 0, set()
     rest = launch.script_args
     while i < len(rest):
         tok = rest[i]
@@ -29,15 +33,24 @@ def with_options(launch: Launch, changes: list[tuple[str, object]], remove: tupl
                 i += 1
                 if not (spec is not None and spec.is_list):
                     break
+            if name in values and name not in done:
+                done.add(name)
+                args += _spelled(name, values[name], equals="=" in tok)
             continue
         args.append(tok)
         i += 1
     for name, value in changes:
-        if value is True:
-            args.append(f"--{name}")
-        elif value not in (None, False):
-            args += [f"--{name}", str(value)]
+        if name not in done:
+            args += _spelled(name, value, equals=False)
     return head + args
+
+
+def _spelled(name: str, value: object, equals: bool) -> list[str]:
+    if value is True:
+        return [f"--{name}"]
+    if value in (None, False):
+        return []
+    return [f"--{name}={value}"] if equals else [f"--{name}", str(value)]
 
 
 def join(argv: list[str], platform: str | None = None) -> str:

@@ -89,7 +89,9 @@ def test_fp16_without_gpu_is_an_error():
     fs = findings("gpu.precision", CORPUS_FP16_CPU, torch="2.6.0+cpu", cuda=None)
     f = worst(fs)
     assert f.severity == Severity.ERROR and f.cause == "cuda.fp16_requires_gpu"
-    assert f.fix_command.endswith("--mixed_precision no")  # no nvidia-smi: no GPU to install for
+    # no nvidia-smi: no GPU to install for; the option is changed where it was written, as it was written
+    assert f.fix_command.endswith("--train_batch_size=1 --mixed_precision=no --seed=42")
+    assert "--num_machines 1 --mixed_precision fp16 --dynamo_backend" in f.fix_command  # accelerate's own: kept
 
 
 def test_fp16_without_gpu_but_nvidia_gpu_present_gives_the_torch_install(tmp_path):
