@@ -247,6 +247,8 @@ def match_signature(sig: Signature, parsed: ParsedLog, scanner: LineScanner, pos
             m = None
             if sig.message is not None:
                 m = guard.search(sig.message, f.message)
+                if m is None and "\n" in f.message:
+                    m = guard.search(sig.message, unwrap(f.message)) or guard.search(sig.message, unwrap(f.message, ""))
                 if m is None:
                     continue
             if sig.frame is not None and not _frame_ok(sig.frame, f, guard):
@@ -267,6 +269,22 @@ def match_signature(sig: Signature, parsed: ParsedLog, scanner: LineScanner, pos
     from .redact import redact_text
 
     return Match(sig, failure, groups, [redact_text(e) for e in _dedupe(evidence)], on_root, post)
+
+
+_CJK_END = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]$")
+_CJK_START = re.compile(r"^[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
+
+
+def unwrap(message: str, sep: str = " ") -> str:
+    """A message a console wrapped (rich at 80 columns) as one line: lines rejoined with `sep` (a
+    space where the wrap was at a space; "" where a long word was cut), CJK text without one."""
+    out = ""
+    for line in message.split("\n"):
+        part = line.strip()
+        if out and part and not (_CJK_END.search(out) and _CJK_START.match(part)):
+            out += sep
+        out += part
+    return out
 
 
 _RANK_PREFIX = re.compile(r"^\[(?:rank|default)\d+\]:\s?")

@@ -344,3 +344,17 @@ def test_frame_when_shown(tmp_path, frames, found):
     head = "Traceback (most recent call last):\n" if frames else ""
     report = diagnose_text(head + frames + "AttributeError: 'NoneType' object has no attribute 'to'\n", host=host)
     assert bool(report.diagnoses) is found
+
+
+def test_a_message_wrapped_by_the_console_still_matches():
+    """rich prints the exception message wrapped at the console width, mid-phrase and mid-Japanese."""
+    box = ("╭────── Traceback (most recent call last) ──────╮\n"
+           "│ /sd/library/train_util.py:1634 in __getitem__  │\n"
+           "╰────────────────────────────────────────────────╯\n")
+    log = (box + "AssertionError: image too large, but cropping and\n"
+           "bucketing are disabled / 画像サイズが大きいのでface_crop_aug_rangeかrandom_crop、または\n"
+           "bucketを有効にしてください: /data/10_x/big.png\n")
+    ids = [d.signature_id for d in diagnose_text(log).diagnoses]
+    assert ids[:1] == ["dataset.image_too_large_no_bucket"]
+    ids = [d.signature_id for d in diagnose_text(box + "AssertionError: 画像サイズが大きいのでface_crop_aug_rangeかrandom_\ncrop、またはbucketを有効にしてください\n").diagnoses]
+    assert ids[:1] == ["dataset.image_too_large_no_bucket"]
