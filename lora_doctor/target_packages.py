@@ -1,5 +1,6 @@
 """Every installed distribution of the target interpreter (name -> version) and the declared
-requirements of the ones that matter: one short stdlib-only subprocess, nothing imported."""
+requirements of the ones that matter, for when the probe's own answer did not arrive (a torch import
+that crashed the interpreter): the probe script again, without torch; nothing imported."""
 
 from __future__ import annotations
 
@@ -9,29 +10,9 @@ import threading
 from .subproc import run_bounded
 
 TIMEOUT = 20.0
-MARKER = "@@LORA_DOCTOR_DISTS@@"
+MARKER = "@@LORA_DOCTOR_DISTS@@"  # probe_target.DISTS_MARKER
 WITH_REQUIRES = ("torch", "torchvision", "xformers", "transformers", "diffusers", "accelerate", "huggingface-hub",
                  "tokenizers", "safetensors", "bitsandbytes", "opencv-python", "lycoris-lora", "open-clip-torch")
-CODE = r"""
-import json, re, sys
-from importlib import metadata
-want = set(sys.argv[1:])
-dists, requires = {}, {}
-for dist in metadata.distributions():
-    try:
-        name = dist.metadata["Name"]
-    except Exception:
-        name = None
-    if not name:
-        continue
-    key = re.sub(r"[-_.]+", "-", name).lower()
-    if key in dists:
-        continue  # the first one on sys.path is the one `import` finds
-    dists[key] = dist.version
-    if key in want:
-        requires[key] = list(dist.requires or [])
-sys.stdout.write("\n" + MARKER + json.dumps({"dists": dists, "requires": requires}) + "\n")
-""".replace("MARKER", repr(MARKER))
 
 _cache: dict[str, dict] = {}
 _lock = threading.Lock()
@@ -44,7 +25,10 @@ def query(python: str, timeout: float | None = None) -> dict:
     with _lock:
         if python in _cache:
             return _cache[python]
-        got = run_bounded([python, "-c", CODE, *WITH_REQUIRES], TIMEOUT if timeout is None else timeout)
+        from .probe import probe_script_path
+
+        got = run_bounded([python, probe_script_path(), "--no-torch", *WITH_REQUIRES],
+                          TIMEOUT if timeout is None else timeout)
         out = got.stdout.decode("utf-8", "replace")
         _, sep, payload = out.rpartition(MARKER)
         result = {"dists": {}, "requires": {}, "error": ""}

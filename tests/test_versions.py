@@ -172,3 +172,14 @@ def test_old_accelerate_and_diffusers_name_their_causes(tmp_path):
     fs = run(tmp_path, dict(MATCHING, accelerate="0.25.0", diffusers="0.25.0"))
     assert by_cause(fs, "versions.accelerate_too_old")[0].severity == Severity.ERROR
     assert by_cause(fs, "versions.diffusers_incompatible")[0].severity == Severity.ERROR
+
+
+def test_target_packages_asks_the_probe_without_torch_when_its_answer_is_missing():
+    from importlib.metadata import version
+
+    from lora_doctor import target_packages
+
+    got = target_packages.query(sys.executable)
+    assert got["error"] == "" and got["dists"]["torch"] == version("torch")
+    assert any(r.startswith(("filelock", "typing-extensions", "typing_extensions")) for r in got["requires"]["torch"])
+    assert target_packages.query("/nonexistent/bin/python")["error"]
