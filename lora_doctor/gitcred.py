@@ -1,7 +1,7 @@
 """Git credential helpers and the huggingface.co credentials they hold; read-only, never prompts.
 
-Every git call runs with a timeout in its own process group (a hanging helper is killed with its
-children) and with every prompt disabled: GIT_TERMINAL_PROMPT=0, GCM_INTERACTIVE=0,
+Every git call runs through subproc.run_bounded (a hanging helper is killed with its children)
+with every prompt disabled: GIT_TERMINAL_PROMPT=0, GCM_INTERACTIVE=0,
 GCM_GUI_PROMPT=0, GIT_ASKPASS= , SSH_ASKPASS= (FACTS §4).
 """
 
@@ -11,16 +11,14 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 from .hf_auth import home_dir
+from .subproc import run_bounded
 
 GIT_TIMEOUT = 5.0
 FILL_TIMEOUT = 6.0
@@ -44,44 +42,11 @@ def quiet_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def run(argv: list[str], env: Mapping[str, str], *, cwd=None, input: str | None = None,
         timeout: float = GIT_TIMEOUT) -> Result:
-    """Run a command without a terminal; kill it *and its children* when it overruns."""
-    started = time.monotonic()
-    posix = os.name == "posix"
-    try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=quiet_env(env), cwd=cwd, start_new_session=posix,
-                                creationflags=0 if posix else getattr(subprocess, "CREATE_NO_WINDOW", 0))
-    except OSError as exc:
-        return Result(None, "", "", error=f"cannot run {argv[0]}: {exc.strerror or exc}")
-    try:
-        out, err = proc.communicate(input.encode() if input is not None else b"", timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(proc, posix)
-        try:
-            proc.communicate(timeout=1.0)
-        except (subprocess.TimeoutExpired, ValueError, OSError):
-            for stream in (proc.stdout, proc.stderr):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        return Result(None, "", "", timed_out=True, seconds=time.monotonic() - started)
-    return Result(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                  seconds=time.monotonic() - started)
-
-
-def _kill(proc, posix: bool) -> None:
-    try:
-        if posix:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        proc.kill()
-    except OSError:
-        pass
+    """Run a command without a terminal or prompts; its whole process tree dies when it overruns."""
+    got = run_bounded(argv, timeout, env=quiet_env(env), cwd=cwd, stdin=(input or "").encode())
+    return Result(got.returncode, got.stdout.decode("utf-8", "replace"), got.stderr.decode("utf-8", "replace"),
+                  timed_out=got.timed_out, seconds=got.seconds,
+                  error=f"cannot run {argv[0]}: {got.error}" if got.error else "")
 
 
 def find_git(env: Mapping[str, str]) -> str | None:
