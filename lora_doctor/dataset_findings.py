@@ -101,31 +101,24 @@ def _no_bucket_sizes(ctx, sub: SubsetScan, reso, out: list[Finding]) -> None:
         small = [i for i in usable if i not in large and (i.width < w or i.height < h)]
     res = f"{w},{h}" if w != h else str(w)
     fix_command = corrected_command(ctx, add=("enable_bucket",), set_=_bounds_for(ctx, reso))
-    if large:
-        worst = max(large, key=lambda i: i.pixels)
+    for found, worst, relation, message, fix, cause in (
+            (large, max(large, key=lambda i: i.pixels, default=None), "larger than", "image too large, but cropping "
+             "and bucketing are disabled", "Add --enable_bucket (images are resized into aspect-ratio buckets), or "
+             "--random_crop, or resize the images to the resolution.", "dataset.image_too_large_no_bucket"),
+            (small, min(small, key=lambda i: i.pixels, default=None), "smaller than", "image size is small",
+             "Add --enable_bucket (small images are upscaled into a bucket), or use larger images.",
+             "dataset.image_too_small_no_bucket")):
+        if not found:
+            continue
+        off = "bucketing and cropping are off" if relation == "larger than" else "bucketing is off"
         out.append(Finding(
             Severity.ERROR,
-            f"{plural(len(large), 'image')} in {sub.subset.image_dir.name} {'is' if len(large) == 1 else 'are'} larger than --resolution={res} while bucketing "
-            f"and cropping are off: {names([i.path for i in large])}",
+            f"{plural(len(found), 'image')} in {sub.subset.image_dir.name} {'is' if len(found) == 1 else 'are'} "
+            f"{relation} --resolution={res} while {off}: {names([i.path for i in found])}",
             detail=f"e.g. {worst.path} is {worst.width}×{worst.height}. Training stops when it loads them: "
-                   "`AssertionError: image too large, but cropping and bucketing are disabled`.",
-            fix="Add --enable_bucket (images are resized into aspect-ratio buckets), or --random_crop, "
-                "or resize the images to the resolution.",
-            fix_command=fix_command,
-            cause="dataset.image_too_large_no_bucket",
-            facts={"resolution": [w, h], "images": [i.path for i in large[:50]]}))
-    if small:
-        worst = min(small, key=lambda i: i.pixels)
-        out.append(Finding(
-            Severity.ERROR,
-            f"{plural(len(small), 'image')} in {sub.subset.image_dir.name} {'is' if len(small) == 1 else 'are'} smaller than --resolution={res} while "
-            f"bucketing is off: {names([i.path for i in small])}",
-            detail=f"e.g. {worst.path} is {worst.width}×{worst.height}. Training stops when it loads them: "
-                   "`AssertionError: image size is small`.",
-            fix="Add --enable_bucket (small images are upscaled into a bucket), or use larger images.",
-            fix_command=fix_command,
-            cause="dataset.image_too_small_no_bucket",
-            facts={"resolution": [w, h], "images": [i.path for i in small[:50]]}))
+                   f"`AssertionError: {message}`.",
+            fix=fix, fix_command=fix_command, cause=cause,
+            facts={"resolution": [w, h], "images": [i.path for i in found[:50]]}))
 
 
 def _bounds_for(ctx, reso) -> dict[str, str]:
