@@ -68,9 +68,7 @@ class Launch:
 
 
 def _is_python(token: str) -> bool:
-    name = os.path.basename(token).lower()
-    for suffix in (".exe",):
-        name = name.removesuffix(suffix)
+    name = os.path.basename(token).lower().removesuffix(".exe")
     return name.startswith("python") or name == "py"
 
 
