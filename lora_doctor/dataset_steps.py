@@ -18,6 +18,7 @@ from .model import Finding, Severity
 PARAMS_PER_RANK = {"sd": 0.59e6, "sdxl": 3.4e6}
 STATE_FACTOR = {"adam": 3.0, "8bit": 1.5}  # state = fp32 weights + optimizer moments (× fp32 weights)
 MB = 1 << 20
+ESTIMATE_MARGIN = 1.25  # the size estimate can be this far off; beyond it, a full disk is certain
 
 
 @dataclass
@@ -73,10 +74,8 @@ def _saves(ctx, steps: Steps) -> tuple[int, int, int, int]:
     every_steps = opt_int(options, "save_every_n_steps", None)
     every_epochs = opt_int(options, "save_every_n_epochs", None)
     written = 0
-    if every_steps:
+    if every_steps:  # a step save at the last step too, besides the final one (FACTS §1.12)
         written += steps.max_train_steps // every_steps
-        if steps.max_train_steps % every_steps == 0:
-            written -= 1  # the last one coincides with the final save
     if every_epochs:
         written += max(0, (steps.epochs - 1) // every_epochs)
     kept = written
@@ -176,14 +175,15 @@ def _disk(ctx, s: Steps, out: list[Finding]) -> None:
         return
     free = shutil.disk_usage(base).free
     facts["free_bytes"] = free
-    if need > free:
+    if need > ESTIMATE_MARGIN * free:  # beyond the estimate's error: the run will fail at a save
         out.append(Finding(Severity.ERROR, f"{text}, but the drive of {target} has only {free / MB:,.0f} MB free",
                            detail="The save fails at the end of training: `No space left on device`.",
                            fix="Free disk space, point --output_dir at a bigger drive, or keep fewer saves "
                                "(--save_last_n_steps / --save_last_n_epochs_state, fewer --save_every_n_*).",
                            cause="os.disk_full", facts=facts))
     elif need > 0.8 * free:
-        out.append(Finding(Severity.WARN, f"{text}; the drive has {free / MB:,.0f} MB free (little margin)",
+        out.append(Finding(Severity.WARN, f"{text} (rough estimate); the drive has {free / MB:,.0f} MB free "
+                                          "(little or no margin)",
                            fix="Free some disk space or keep fewer saves.", cause="os.disk_full", facts=facts))
     else:
         out.append(Finding(Severity.OK, f"{text} (rough estimate); {free / MB / 1024:,.1f} GB free", facts=facts))

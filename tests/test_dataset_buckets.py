@@ -81,8 +81,17 @@ def test_save_every_n_steps_with_state_counts_files(tmp_path):
     findings = steps_of(tmp_path, "--resolution=64", "--max_train_steps=1000", "--save_every_n_steps=100",
                         "--save_state", "--output_dir=out")
     disk = [f for f in findings if "will save" in f.summary][0]
-    # FACTS §1.12: 1000 steps, every 100, --save_state -> 10 step saves (the last is the final one) + states
-    assert "will save 10 LoRA files" in disk.summary and "10 training states" in disk.summary
+    # FACTS §1.12: 1000 steps, every 100, --save_state -> 10 step saves (step 1000 too) + the final
+    # LoRA, and 10 step states + last-state
+    assert "will save 11 LoRA files" in disk.summary and "11 training states" in disk.summary
+    # per epoch: the last epoch's save is the final one (epochs 2, 4, 6, 8 + final)
+    findings = steps_of(tmp_path, "--resolution=64", "--max_train_epochs=10", "--save_every_n_epochs=2",
+                        "--output_dir=out")
+    assert "will save 5 LoRA files" in [f for f in findings if "will save" in f.summary][0].summary
+    findings = steps_of(tmp_path, "--resolution=64", "--max_train_steps=1050", "--save_every_n_steps=100",
+                        "--save_last_n_steps_state=200", "--save_state", "--output_dir=out")
+    disk = [f for f in findings if "will save" in f.summary][0]
+    assert "will save 11 LoRA files" in disk.summary and "11 training states" in disk.summary
 
 
 def test_disk_too_small_for_the_saves_is_an_error(tmp_path):
