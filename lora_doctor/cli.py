@@ -15,6 +15,7 @@ from . import __version__
 # subcommand -> module in lora_doctor.commands (each has add_parser(subparsers) and run(args) -> int)
 COMMANDS = ("env", "run", "diagnose", "dataset", "errors", "plugins", "history", "diff")
 USAGE_ERROR = 2
+LAUNCHERS = ("accelerate", "python", "python3", "py", "torchrun")  # first words of a training command
 TRAIN = "accelerate launch train_network.py --pretrained_model_name_or_path=model.safetensors …"
 SHORT = "accelerate launch train_network.py …"
 
@@ -144,7 +145,7 @@ def _respell(ours: list[str], subparser: argparse.ArgumentParser) -> list[str]:
 def _unknown_command(word: str) -> str:
     import difflib
 
-    if word in ("accelerate", "python", "python3", "torchrun") or word.endswith(".py"):
+    if word in LAUNCHERS or word.endswith(".py"):
         return (f"'{word}' is not a lora-doctor command; to check and run a training command write "
                 f"lora-doctor run -- {word} …")
     close = difflib.get_close_matches(word, COMMANDS, n=1)
@@ -152,14 +153,14 @@ def _unknown_command(word: str) -> str:
     return f"unknown command '{word}': {hint}"
 
 
-def _unrecognized(args, extras: list[str], subparser) -> str:
+def _unrecognized(args, ours: list[str], extras: list[str], subparser) -> str:
     import difflib
 
     words = [e for e in extras if not e.startswith("-")]
-    if getattr(args, "accepts_command", False) and words and words[0] in ("accelerate", "python", "python3",
-                                                                          "torchrun", "py"):
-        return (f"put '--' before the training command: lora-doctor {args.subcommand} -- "
-                f"{' '.join(extras)}")
+    if getattr(args, "accepts_command", False) and words and (words[0] in LAUNCHERS or words[0].endswith(".py")):
+        start = len(ours) - len(extras) if ours[-len(extras):] == extras else ours.index(words[0])
+        return (f"put '--' before the training command: lora-doctor {' '.join(ours[:start])} -- "
+                f"{' '.join(ours[start:])}")
     options = [e.partition("=")[0] for e in extras if e.startswith("--")]
     close = difflib.get_close_matches(options[0], sorted(_options_of(subparser)), n=1) if options else []
     if args.subcommand == "dataset" and options and not close:
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ours, command = split_command(argv)
     try:
         rc = _dispatch(ours, command)
-        sys.stdout.flush()
+        if sys.stdout is not None:  # pythonw has none
+            sys.stdout.flush()
         return rc
     except BrokenPipeError:  # `lora-doctor … | head -1`: the reader has gone, that is fine
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -204,7 +206,7 @@ def _dispatch(ours: list[str], command: list[str] | None) -> int:
         ours = _respell(ours, subparser)
     args, extras = parser.parse_known_args(ours)
     if extras:
-        print(f"lora-doctor {args.subcommand}: error: {_unrecognized(args, extras, subparser)}", file=sys.stderr)
+        print(f"lora-doctor {args.subcommand}: error: {_unrecognized(args, ours, extras, subparser)}", file=sys.stderr)
         return USAGE_ERROR
     args.command = command
     if not getattr(args, "handler", None):

@@ -11,9 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import UsageError
-
-LAUNCH_WORDS = ("accelerate", "python", "python3", "py", "torchrun", "launch")
+from ..cli import LAUNCHERS, UsageError
 
 
 def plugin_folder(value: str) -> str:
@@ -124,7 +122,7 @@ def validate_selection(checks, only, skip) -> None:
     bad = unknown(only)
     if not bad:
         return
-    if bad[0] in LAUNCH_WORDS or bad[0].endswith(".py"):
+    if bad[0] in (*LAUNCHERS, "launch") or bad[0].endswith(".py"):
         raise UsageError(f"--only {' '.join(bad)}: put '--' before the training command "
                          "(lora-doctor env --only gpu -- accelerate launch …)")
     close = difflib.get_close_matches(bad[0], names, n=1, cutoff=0.5)
