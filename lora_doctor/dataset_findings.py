@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from .buckets import BucketPlan, BucketTable, adjust_min_max, tabulate
 from .dataset_doctor import SHOW, Scan, plural, SubsetScan, corrected_command, listing, names, script_name
@@ -14,6 +15,7 @@ STEPS_DIVISOR = {"train_network": 64, "train_db": 64, "fine_tune": 64, "train_te
                  "sdxl_train_network": 32, "sdxl_train": 32, "sdxl_train_textual_inversion": 32,
                  "flux_train_network": 32, "flux_train": 32, "hunyuan_image_train_network": 32,
                  "anima_train_network": 16}
+IGNORED_FOLDER = ("dataset.folder_without_repeats_prefix", "dataset.folder_name_malformed")
 CROP_WARN = 0.2  # warn when more than this share of an image is cropped away to fit its bucket
 
 
@@ -67,6 +69,8 @@ def structure(scan: Scan) -> list[Finding]:
                                           "sd-scripts uses only as many reg images as training images per epoch "
                                           "(`some of reg images are not used`)",
                            fix="Fewer reg images or repeats give the same result faster to scan."))
+    if train > 0:  # an ignored folder beside folders that train: the run works, without those images
+        out = [replace(f, severity=Severity.WARN) if f.cause in IGNORED_FOLDER else f for f in out]
     already = any(f.severity == Severity.ERROR for f in out)
     if train == 0 and not already:
         out.append(Finding(

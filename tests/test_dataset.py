@@ -41,6 +41,8 @@ def test_space_instead_of_underscore_is_malformed_and_the_fix_renames_it(tmp_pat
     findings = run("structure", ctx_for(tmp_path, "--train_data_dir=train", "--resolution=64"))
     hit = by_cause(findings, "dataset.folder_name_malformed")
     assert hit and "10_sks dog" in hit[0].fix
+    # 1_ok still trains, so the run works without these images: a warning, not a blocking error
+    assert hit[0].severity == Severity.WARN
     assert any(f.severity == Severity.OK and "1_ok: 8 images × 1 repeats" in f.summary for f in findings)
 
 
