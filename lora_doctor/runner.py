@@ -3,13 +3,12 @@
 POSIX: through a pseudo-terminal when our stdout is a terminal (colours and progress bars look as
 without us), else through one pipe for stdout+stderr; the child leads its own process group and
 signals we receive are forwarded to that group. Windows: pipes and a new process group.
-Memory is bounded: 64 KiB reads, a bounded partial line for the log and the watcher.
+What happens to each chunk besides the copy (the log, the watcher) is in runstream.py.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,25 +17,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .runstream import LineWatcher, LogWriter
+
 POSIX = os.name == "posix"
 READ_SIZE = 1 << 20
+SMALL_READ = 1 << 16  # while output is ordinary: no 1 MiB buffer (an mmap + mremap + munmap) per line
 BATCH_BELOW = 1 << 14  # after a read this big (but not a full one), pause: a flood then costs few big reads
 BATCH_PAUSE = 0.002  # seconds; far below what a person notices, far below filling a 1 MiB pipe
 PIPE_SIZE = 1 << 20  # Linux: a bigger pipe buffer means fewer wake-ups per MB of output
-MAX_LINE = 1 << 16  # a line longer than this is cut (for the log redaction and the watcher)
+IDLE_CHECK = 0.5  # seconds between looks at whether the child's group is gone, while it is quiet
+QUIET = 0.2  # after the group is gone: stop reading at the first quiet moment this long
+DRAIN_LIMIT = 2.0  # ... or this long after it, whatever still holds the pipe open
 WIDE_COLUMNS = "200"
 ORPHAN_GRACE = 2.0  # seconds the group may outlive the child before it is terminated
 KILL_GRACE = 3.0
-
-_ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-TAIL_BYTES = 8192  # of a read bigger than this, only the lines of its end are offered to the watcher
-_SECRET_WORDS = (b"token", b"key", b"secret", b"password")
-
-
-def strip_ansi(text: str) -> str:
-    """Remove terminal escape sequences (colours, cursor moves) from a decoded line."""
-    return _ANSI_RE.sub("", text) if "\x1b" in text else text
-
 
 @dataclass
 class RunResult:
@@ -69,145 +63,6 @@ def child_env(env: dict | None, pipe_mode: bool) -> dict:
     return out
 
 
-class LogWriter:
-    """Writes the child's bytes to the log, secrets redacted line by line, in a thread of its own
-    (file writes release the GIL, so the disk works while the next read is copied to stdout).
-
-    A partial line is held back until its end arrives (bounded by MAX_LINE), so a token split
-    across two reads is still redacted. Chunks without anything secret-looking skip the regexes.
-    At most QUEUE chunks wait; a slow disk slows the child down instead of growing memory.
-    A write error (disk full) ends the log, never the run: `error` says why.
-    """
-
-    QUEUE = 8
-
-    def __init__(self, path: str | None):
-        import queue
-
-        self.fh = open(path, "wb") if path else None
-        self.pending = b""
-        self.error = ""
-        self._queue: queue.Queue = queue.Queue(self.QUEUE)
-        self._thread = None
-        if self.fh is not None:
-            self._thread = threading.Thread(target=self._drain, daemon=True, name="lora-doctor-log")
-            self._thread.start()
-
-    def write(self, data: bytes) -> None:
-        if self._thread is not None:
-            self._queue.put(data)
-
-    def _drain(self) -> None:
-        while True:
-            data = self._queue.get()
-            if data is None:
-                break
-            if not self.error:
-                try:
-                    self._write(data)
-                except OSError as exc:
-                    self.error = f"{exc.strerror or exc}"
-        try:
-            if self.pending and not self.error:
-                self.fh.write(_redact_bytes(self.pending))
-            self.fh.close()
-        except OSError as exc:
-            self.error = self.error or f"{exc.strerror or exc}"
-
-    def _write(self, data: bytes) -> None:
-        data = self.pending + data if self.pending else data
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-        if cut == 0 and len(data) < MAX_LINE:
-            self.pending = data
-            return
-        if cut == 0:
-            cut = len(data)
-        self.pending = data[cut:]
-        self.fh.write(_redact_bytes(data[:cut]) if cut < len(data) else _redact_bytes(data))
-
-    def close(self) -> None:
-        if self._thread is None:
-            return
-        self._queue.put(None)
-        self._thread.join()
-        self._thread = None
-
-
-def _may_hold_secret(data: bytes) -> bool:
-    """Cheap C-speed pre-test for redact_text's patterns (tokens, --*_token/--*key values)."""
-    if b"_" not in data and b"--" not in data:  # single-byte searches are memchr-fast
-        return False
-    if b"hf_" in data or b"api_org_" in data:
-        return True
-    if b"--" not in data:
-        return False
-    low = data.lower()
-    return any(w in low for w in _SECRET_WORDS)
-
-
-def _redact_bytes(data: bytes) -> bytes:
-    if not _may_hold_secret(data):
-        return data
-    from .redact import redact_text
-
-    return redact_text(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-
-
-class LineWatcher:
-    """Splits the stream into lines and offers them (ANSI-stripped) to `callback`.
-
-    Every line is offered while output is ordinary; when one read brings more than TAIL_BYTES,
-    only the lines of its last TAIL_BYTES are (bounded work, whatever the child prints).
-    """
-
-    def __init__(self, callback: Callable[[str], None] | None, fragments: tuple[bytes, ...] = ()):
-        self.callback = callback
-        self.pending = b""
-        self.fragments = fragments
-        self.found = b""
-        self._tail = b""
-        self._overlap = max((len(f) for f in fragments), default=1) - 1
-
-    def feed(self, data: bytes) -> None:
-        if self.fragments and not self.found:
-            window = self._tail + data
-            for frag in self.fragments:
-                if frag in window:
-                    self.found = frag
-            self._tail = window[-self._overlap:] if self._overlap else b""
-        if self.callback is None:
-            return
-        data = self.pending + data
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-        if cut == 0:
-            self.pending = data[-MAX_LINE:]
-            return
-        self.pending = data[cut:][-MAX_LINE:]
-        for raw in _lines_to_offer(data[:cut]):
-            if raw:
-                self.callback(strip_ansi(raw[:MAX_LINE].decode("utf-8", "replace")))
-
-    def flush(self) -> None:
-        if self.callback is not None and self.pending.strip():
-            self.callback(strip_ansi(self.pending.decode("utf-8", "replace")))
-        self.pending = b""
-
-
-def _split_lines(block: bytes) -> list[bytes]:
-    return block.replace(b"\r", b"\n").split(b"\n")
-
-
-def _lines_to_offer(block: bytes) -> list[bytes]:
-    """Every line of an ordinary read; of a flood (a read over TAIL_BYTES), the lines of its last
-    TAIL_BYTES: a progress bar redraws itself and a crash ends the output, so both are seen."""
-    if len(block) <= TAIL_BYTES:
-        return _split_lines(block)
-    tail = block[-TAIL_BYTES:]
-    firsts = [e for e in (tail.find(b"\n"), tail.find(b"\r")) if e != -1]
-    cut = min(firsts) + 1 if firsts else 0  # drop the partial first line of the tail
-    return _split_lines(tail[cut:])
-
-
 def _grow_pipe(fd: int) -> None:
     try:
         import fcntl
@@ -225,10 +80,22 @@ def _write_all(fd: int, data: bytes) -> bool:
             n = os.write(fd, view)
         except InterruptedError:
             continue
-        except (BrokenPipeError, OSError):
+        except BlockingIOError:  # a non-blocking stdout (another program set O_NONBLOCK on our tty)
+            _wait_writable(fd)
+            continue
+        except OSError:
             return False
         view = view[n:]
     return True
+
+
+def _wait_writable(fd: int) -> None:
+    import select
+
+    try:
+        select.select([], [fd], [], 1.0)
+    except (OSError, ValueError):
+        time.sleep(0.01)
 
 
 def _copy_window_size(src_fd: int, dst_fd: int) -> None:
@@ -283,6 +150,8 @@ class Runner:
         self.hints: list[str] = []
         self._seen_hints: set[str] = set()
         self._child_done = threading.Event()
+        self._group_gone = threading.Event()
+        self._master: int | None = None
 
     # -- signals ------------------------------------------------------------------------
     def _signal_group(self, sig: int) -> None:
@@ -366,6 +235,7 @@ class Runner:
                 raise
             finally:
                 os.close(slave)
+            self._master = master
             return master
         read_fd, write_fd = os.pipe()
         _grow_pipe(write_fd)
@@ -380,6 +250,12 @@ class Runner:
 
     def _reap(self) -> None:
         """Wait for the child; then make sure nothing of its process group outlives it."""
+        try:
+            self._reap_group()
+        finally:
+            self._group_gone.set()
+
+    def _reap_group(self) -> None:
         self.proc.wait()
         self._child_done.set()
         if not POSIX:
@@ -400,8 +276,7 @@ class Runner:
         """Launch, copy the output until the child and its group are done; never raises for the
         child's own failures (a command that cannot be started raises OSError)."""
         handlers = {}
-        in_main = threading.current_thread() is threading.main_thread()
-        if in_main:
+        if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
                 if sig is not None:
                     handlers[sig] = signal.signal(sig, self._on_signal)
@@ -409,41 +284,88 @@ class Runner:
                 handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, lambda *_: self._resize())
         started = time.time()
         log = LogWriter(self.log_path)
+        if log.error:
+            self.hint(f"cannot write the log {self.log_path}: {log.error}; the run goes on without it")
         watcher = LineWatcher(self._offer if self.on_line else None, self.fragments)
         try:
             fd = self._spawn()
-            self._master = fd if self.use_pty else None
             reaper = threading.Thread(target=self._reap, daemon=True, name="lora-doctor-reaper")
             reaper.start()
-            out_ok = True
-            while True:
-                try:
-                    data = os.read(fd, READ_SIZE)
-                except InterruptedError:
-                    continue
-                except OSError:  # EIO: the pty's last slave closed
-                    data = b""
-                if not data:
-                    break
-                if out_ok:
-                    out_ok = _write_all(self.stdout_fd, data)
-                log.write(data)
-                watcher.feed(data)
-                if BATCH_BELOW <= len(data) < READ_SIZE:
-                    time.sleep(BATCH_PAUSE)  # output is streaming in: let it gather into fewer, bigger reads
+            try:
+                self._pump(fd, log, watcher)
+            finally:
+                os.close(fd)
+                self._master = None
             watcher.flush()
             reaper.join()
-            os.close(fd)
         finally:
             log.close()
             for sig, old in handlers.items():
                 signal.signal(sig, old)
+        if log.error:
+            self.hint(f"the log is incomplete: {log.error}")
         code, sig = exit_code_of(self.proc.returncode)
         return RunResult(code, self.proc.returncode, sig, started, time.time(),
                          "pty" if self.use_pty else "pipe", self.stopped, list(self.hints),
                          watcher.found.decode("utf-8", "replace"))
 
+    def _pump(self, fd: int, log: LogWriter, watcher: LineWatcher) -> None:
+        """Copy the child's output to stdout, the log and the watcher until its end: EOF, or (when
+        something that left the process group still holds the pipe) a quiet moment after the
+        group is gone."""
+        poll = _Poll(fd)
+        out_ok = True
+        gone_at = None
+        size = SMALL_READ
+        while True:
+            if not poll.ready(QUIET if gone_at else IDLE_CHECK):
+                if self._group_gone.is_set():
+                    if gone_at is not None:
+                        return
+                    gone_at = time.monotonic()
+                continue
+            try:
+                data = os.read(fd, size)
+            except InterruptedError:
+                continue
+            except OSError:  # EIO: the pty's last slave closed
+                return
+            if not data:
+                return
+            if out_ok:
+                out_ok = _write_all(self.stdout_fd, data)
+                if not out_ok:
+                    self.hint("our stdout was closed (`| head`?): the training goes on, its output goes "
+                              "to the log only")
+            log.write(data)
+            watcher.feed(data)
+            if gone_at is not None and time.monotonic() - gone_at > DRAIN_LIMIT:
+                return
+            size = READ_SIZE if len(data) >= BATCH_BELOW else SMALL_READ
+            if BATCH_BELOW <= len(data) < READ_SIZE:
+                time.sleep(BATCH_PAUSE)  # output is streaming in: let it gather into fewer, bigger reads
+
     def _resize(self) -> None:
-        master = getattr(self, "_master", None)
+        master = self._master
         if master is not None:
             _copy_window_size(self.stdout_fd, master)
+            self._signal_group(signal.SIGWINCH)  # the pty is not the child's controlling terminal
+
+
+class _Poll:
+    """Wait until fd is readable, with a timeout (POSIX); elsewhere always 'ready' (a blocking read)."""
+
+    def __init__(self, fd: int):
+        import select
+
+        self._poll = select.poll() if hasattr(select, "poll") else None
+        if self._poll is not None:
+            self._poll.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+
+    def ready(self, timeout: float) -> bool:
+        if self._poll is None:
+            return True
+        try:
+            return bool(self._poll.poll(timeout * 1000))
+        except InterruptedError:
+            return False

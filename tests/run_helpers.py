@@ -104,3 +104,43 @@ def kill_quietly(*pids: int) -> None:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+
+
+class PtySession:
+    """argv with a fresh pseudo-terminal as stdin/stdout (stderr to a file), read as it goes."""
+
+    def __init__(self, argv, env, stderr, cols=132, rows=43):
+        import fcntl
+        import struct
+        import termios
+
+        self._fcntl, self._struct, self._termios = fcntl, struct, termios
+        self.master, slave = os.openpty()
+        self.resize(cols, rows, fd=slave)
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=stderr, env=env,
+                                     start_new_session=True)
+        os.close(slave)
+        self.output = b""
+
+    def resize(self, cols, rows, fd=None):
+        size = self._struct.pack("HHHH", rows, cols, 0, 0)
+        self._fcntl.ioctl(self.master if fd is None else fd, self._termios.TIOCSWINSZ, size)
+
+    def read_until(self, marker: bytes, timeout=20.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while marker not in self.output and time.monotonic() < deadline:
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(self.master, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                self.output += data
+        assert marker in self.output, self.output
+        return self.output
+
+    def close(self, timeout=20) -> int:
+        code = self.proc.wait(timeout=timeout)
+        os.close(self.master)
+        return code

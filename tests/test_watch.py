@@ -3,10 +3,12 @@
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lora_doctor.pluginmanager import PluginHost
 from lora_doctor.plugins.watch import loss_is_nan, lora_doctor_watch_line
-from lora_doctor.runner import LineWatcher, LogWriter, strip_ansi
+from lora_doctor.runstream import LineWatcher, LogWriter, redact_bytes, strip_ansi
 
 CTX = SimpleNamespace(options={"train_batch_size": "4", "learning_rate": "1e-3", "mixed_precision": "fp16"})
 
@@ -86,3 +88,23 @@ def test_log_writer_redacts_across_reads_and_keeps_other_bytes(tmp_path):
 
 def test_strip_ansi():
     assert strip_ansi("\x1b[2K\x1b[1;31mError\x1b[0m \x1b]0;title\x07done") == "Error done"
+
+
+SECRET_STREAM = (b"step 1\n" + b"y" * 70_000 + b" --wandb_api_key 0123456789abcdef then hf_SECRETSECRET12 "
+                 + b"z" * 66_000 + b"\rtoken hf_ANOTHERSECRET99\n" + b"w" * 65_530 + b" --hf_token=hf_THIRDSECRET77 end")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(SECRET_STREAM) - 1), max_size=12))
+def test_log_redaction_holds_whatever_the_chunking(tmp_path_factory, cuts):
+    """Secrets in lines far longer than MAX_LINE (forced cuts) and across any read boundary."""
+    path = tmp_path_factory.mktemp("log") / "l.log"
+    log = LogWriter(str(path))
+    bounds = [0, *sorted(set(cuts)), len(SECRET_STREAM)]
+    for a, b in zip(bounds, bounds[1:]):
+        log.write(SECRET_STREAM[a:b])
+    log.close()
+    text = path.read_bytes()
+    for secret in (b"0123456789abcdef", b"SECRETSECRET12", b"ANOTHERSECRET99", b"THIRDSECRET77"):
+        assert secret not in text
+    assert text == redact_bytes(SECRET_STREAM)  # as if it had come in one piece: nothing else changed
