@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import configparser
 import hashlib
-import os
 import re
 import threading
 import time
@@ -167,6 +166,12 @@ def login_command(hub_version: tuple[int, ...] | None, relogin: bool = True) -> 
     if hub_version >= (0, 34):
         return "hf auth login"
     return "huggingface-cli login"
+
+
+def logout_command(hub_version: tuple[int, ...] | None, token_name: str) -> str:
+    """The command of *this* huggingface_hub that deletes one stored token (FACTS §3.3)."""
+    tool = "huggingface-cli logout" if hub_version is not None and hub_version < (0, 34) else "hf auth logout"
+    return f"{tool} --token-name {token_name}"
 
 
 @dataclass(frozen=True)

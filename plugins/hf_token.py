@@ -82,7 +82,7 @@ def check_token(ctx):
         for src in sources:
             if src.kind == "env" and not src.token:
                 yield Finding(Severity.INFO, f"{src.name} is set but empty, so it is ignored", facts=facts)
-        yield from _stored(sources, None)
+        yield from _stored(sources, None, hub_version)
         return
 
     token = active.token
@@ -115,8 +115,8 @@ def check_token(ctx):
         facts["whoami"] = f"{result.status} in {result.seconds:.2f} s"
         yield from _verdict(result, active, token, hub_version, windows, implicit_off, facts)
 
-    yield from _exposure(ctx, token)
-    yield from _stored(sources, active)
+    yield from _exposure(ctx, token, hub_version)
+    yield from _stored(sources, active, hub_version)
 
 
 def _verdict(result, active, token, hub_version, windows, implicit_off, facts):
@@ -158,9 +158,9 @@ def _verdict(result, active, token, hub_version, windows, implicit_off, facts):
                       "skip online checks.", facts=facts)
 
 
-def _exposure(ctx, token):
+def _exposure(ctx, token, hub_version):
     """The active token in shell history files or in the wrapped command line."""
-    from lora_doctor import history_scan
+    from lora_doctor import hf_auth, history_scan
     from lora_doctor.hf_auth import TOKENS_PAGE
     from lora_doctor.hf_auth import shown as mask
 
@@ -185,7 +185,7 @@ def _exposure(ctx, token):
                       f"(argument {', '.join(str(p + 1) for p in positions)})",
                       detail="Command lines are visible to other users (ps) and end up in shell history and logs.",
                       fix=revoke.replace(", then delete the line(s) from the file", "")
-                      + " Pass it through `hf auth login` or HF_TOKEN instead.")
+                      + f" Pass it through `{hf_auth.login_command(hub_version, relogin=False)}` or HF_TOKEN instead.")
 
 
 def _upload(ctx, active):
@@ -225,7 +225,7 @@ def _upload(ctx, active):
                           f"{hf_auth.TOKENS_PAGE}.")
 
 
-def _stored(sources, active):
+def _stored(sources, active, hub_version):
     """stored_tokens entries (for `hf auth switch`): only what is wrong with them offline."""
     from lora_doctor import hf_auth
     from lora_doctor.hf_auth import shown as mask
@@ -238,7 +238,8 @@ def _stored(sources, active):
         problems = [p for p in hf_auth.format_problems(src.raw) if p.severity == "error"]
         for problem in problems:
             yield Finding(Severity.INFO, f"{src.label} ({mask(src.token)}) {problem.summary}; it is not in use",
-                          fix="Remove it with `hf auth logout --token-name " + src.name + "` if you do not need it.")
+                          fix="Remove it if you do not need it:",
+                          fix_command=hf_auth.logout_command(hub_version, src.name))
 
 
 @hookimpl

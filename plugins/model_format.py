@@ -11,11 +11,22 @@ from lora_doctor.model import Check, Finding, Severity
 URL_PREFIXES = ("http://", "https://", "hf://")
 
 
-def download_command(ctx, repo: str, files: str = "") -> str:
-    """`hf download …` or `huggingface-cli download …`, whichever the target's huggingface_hub has."""
+def _hub_version(ctx):
     from lora_doctor.hf_auth import parse_version
 
-    version = parse_version((ctx.facts.get().get("packages") or {}).get("huggingface_hub"))
+    return parse_version((ctx.facts.get().get("packages") or {}).get("huggingface_hub"))
+
+
+def login_command(ctx) -> str:
+    """The login command of the target's huggingface_hub (a new token, so --force on 1.x)."""
+    from lora_doctor.hf_auth import login_command as command
+
+    return command(_hub_version(ctx))
+
+
+def download_command(ctx, repo: str, files: str = "") -> str:
+    """`hf download …` or `huggingface-cli download …`, whichever the target's huggingface_hub has."""
+    version = _hub_version(ctx)
     tool = "huggingface-cli" if version is not None and version < (0, 34) else "hf"
     return f"{tool} download {repo}" + (f" {files}" if files else "")
 
@@ -123,7 +134,7 @@ def online_repo(ctx, repo: str, cached: bool):
                       f"{repo} is gated: it needs a token with access, and none is set",
                       detail=got.message, fix=f"Accept the license at https://huggingface.co/{repo} while logged in, "
                       "then log in here with a token of that account.",
-                      fix_command="hf auth login", cause="auth.gated_repo_no_access", facts=facts)
+                      fix_command=login_command(ctx), cause="auth.gated_repo_no_access", facts=facts)
     elif got.status in ("bad_token", "unsendable_token"):
         yield Finding(Severity.ERROR, "the Hub rejects the Hugging Face token this machine sends"
                       if got.status == "bad_token" else "the Hugging Face token this machine would send is not "

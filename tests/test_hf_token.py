@@ -294,7 +294,11 @@ def test_stored_tokens_are_read_and_a_broken_unused_one_is_mentioned(isolated_en
     assert [(s.kind, s.name) for s in sources] == [("file", "token file"), ("stored", "work"), ("stored", "old")]
     found = findings(make_ctx(isolated_env, offline=True))
     old = next(f for f in found if "'old'" in f.summary)
-    assert old.severity == Severity.INFO and "hf auth logout --token-name old" in old.fix
+    assert old.severity == Severity.INFO and old.fix_command == "hf auth logout --token-name old"
+    # huggingface_hub before 0.34 has no `hf` command (FACTS §3.3)
+    found = findings(make_ctx(isolated_env, offline=True, hub="0.30.2"))
+    old = next(f for f in found if "'old'" in f.summary)
+    assert old.fix_command == "huggingface-cli logout --token-name old"
 
 
 # -- --huggingface_repo_id uploads after training ---------------------------------------------------
