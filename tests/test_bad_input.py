@@ -210,6 +210,14 @@ def test_python_that_is_not_python_or_hangs(cli, tmp_path):
     no_crash(proc)
 
 
+@pytest.mark.skipif(os.name == "nt", reason="venvs link their python on POSIX")
+def test_python_of_a_venv_whose_base_python_is_gone(cli, tmp_path):
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").symlink_to("/opt/python3.9-removed/bin/python3.9")
+    usage_error(cli("env", "--python", "venv"), "venv/bin/python links to /opt/python3.9-removed/bin/python3.9, "
+                "which no longer exists", "recreate the venv")
+
+
 @pytest.mark.skipif(not PYTHON2.exists(), reason="needs a real Python 2.7 (pyenv)")
 def test_python_2(cli):
     proc = cli("env", "--offline", "--only", "python", "--python", str(PYTHON2))

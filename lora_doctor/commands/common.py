@@ -31,6 +31,12 @@ def interpreter(value: str) -> str:
 
     found = resolve_python_option(value, Path.cwd(), os.environ)
     if found is None:
+        base = Path(os.path.expanduser(value))
+        for link in (base, base / "bin" / "python", base / "venv" / "bin" / "python", base / ".venv" / "bin" / "python"):
+            if link.is_symlink() and not link.exists():
+                raise argparse.ArgumentTypeError(
+                    f"{link} links to {os.readlink(link)}, which no longer exists: the venv's base Python was "
+                    "removed or upgraded; recreate the venv (python3.10 -m venv venv) and reinstall its packages")
         raise argparse.ArgumentTypeError(
             f"no such interpreter: {value} (give the python that runs training, e.g. "
             "sd-scripts/venv/bin/python, venv\\Scripts\\python.exe, or the venv folder)")
