@@ -9,7 +9,7 @@ from lora_doctor.model import Check, Finding, Severity
 
 # sd-scripts' README: Python 3.10 is the tested version; 3.11/3.12 "will work but not tested";
 # the code uses 3.9+ syntax, so anything older fails at import (versions.python_too_old).
-TESTED = (3, 10)
+TESTED = "3.10"
 MINIMUM = (3, 9)
 UNTESTED_ABOVE = (3, 12)
 
@@ -33,19 +33,19 @@ def check_python(ctx):
     info = {"executable": py.get("executable"), "prefix": py.get("prefix"), "platform": py.get("platform"),
             "chosen by": ctx.python_source}
     if version < MINIMUM:
-        yield Finding(Severity.ERROR, f"Python {py['version']} is too old for sd-scripts (needs 3.10)",
-                      fix="Create the venv with Python 3.10: install it, then recreate sd-scripts' venv.",
-                      fix_command="py -3.10 -m venv venv" if py.get("platform") == "win32" else "python3.10 -m venv venv",
+        yield Finding(Severity.ERROR, f"Python {py['version']} is too old for sd-scripts (needs {TESTED})",
+                      fix=f"Create the venv with Python {TESTED}: install it, then recreate sd-scripts' venv.",
+                      fix_command=f"py -{TESTED} -m venv venv" if py.get("platform") == "win32" else f"python{TESTED} -m venv venv",
                       cause="versions.python_too_old", facts=info)
     elif version > UNTESTED_ABOVE:
-        yield Finding(Severity.WARN, f"Python {py['version']} is newer than sd-scripts supports (3.10; 3.11/3.12 untested)",
-                      fix="Use Python 3.10 for the sd-scripts venv if installs fail (wheels for torch/xformers may be missing).",
+        yield Finding(Severity.WARN, f"Python {py['version']} is newer than sd-scripts supports ({TESTED}; 3.11/3.12 untested)",
+                      fix=f"Use Python {TESTED} for the sd-scripts venv if installs fail (wheels for torch/xformers may be missing).",
                       facts=info)
     else:
         yield Finding(Severity.OK, f"Python {py['version']} ({py.get('bits')}-bit, {where})", facts=info)
     if py.get("bits") not in (None, 64):
         yield Finding(Severity.ERROR, f"{py.get('bits')}-bit Python: torch has no 32-bit builds",
-                      fix="Install 64-bit Python 3.10 and recreate the venv.", facts=info)
+                      fix=f"Install 64-bit Python {TESTED} and recreate the venv.", facts=info)
     if not py.get("venv") and not py.get("conda"):
         yield Finding(Severity.INFO, "training would run in the system/global Python, not a virtual environment",
                       detail="Packages installed globally mix with other tools' versions.",
