@@ -103,4 +103,6 @@ def print_json(obj, stream=None) -> None:
     from .redact import redact_text
 
     stream = stream or sys.stdout
-    stream.write(redact_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str)) + "\n")
+    utf = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "").startswith("utf")
+    # a console that is not UTF-8 gets \u escapes: the same data, where characters would be replaced
+    stream.write(redact_text(json.dumps(obj, indent=2, ensure_ascii=not utf, default=str)) + "\n")

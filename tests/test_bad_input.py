@@ -3,6 +3,7 @@ option and what to do), the documented exit code, no traceback and no hang."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -262,6 +263,9 @@ def test_consoles_that_cannot_print_the_marks(cli, tmp_path, encoding):
     env = {"PYTHONIOENCODING": encoding}
     proc = cli("env", "--offline", "--only", "python", env=env)
     assert proc.returncode == 0 and "[v] Python: Python 3." in proc.stdout and "v No issues found." in proc.stdout
+    (tmp_path / "データ").mkdir()
+    data = json.loads(cli("dataset", "データ", "--json", env=env).stdout)  # exact data, as \u escapes
+    assert data["dataset"] == "データ"
     for args in (["plugins"], ["errors", "list"], ["history"], ["--help"], []):
         no_crash(cli(*args, env=env))
     lineart_folder(tmp_path / "trainé" / "1_x", n=1)
