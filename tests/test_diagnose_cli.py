@@ -276,3 +276,17 @@ def test_a_printed_command_that_is_not_a_trainer_is_not_used(line):
 
     report = diagnose_text(line + "\n" + GUI_LOG.split("\n", 2)[2])
     assert report.command_from_log is None and report.diagnoses[0].fix_command == ""
+
+
+@pytest.mark.parametrize("data,binary", [
+    (b"\x89PNG\r\n\x1a\n" + b"IHDR" * 100, True),
+    (b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8, True),
+    (bytes(range(256)) * 16, True),  # noise
+    ("画像サイズが大きいので\r\nAssertionError: image too large\r\n".encode("cp932") * 50, False),  # a cp932 console log
+    (b"\x1b[32mINFO\x1b[0m steps: 50%|#####\x08\r\n" * 100, False),  # colours, backspaces
+    (b"BMW folder 10_cars: 12 images\n", False),
+])
+def test_binary_files_are_told_from_logs_in_any_encoding(data, binary):
+    from lora_doctor.commands.diagnose import is_binary
+
+    assert is_binary(data[:8192]) is binary

@@ -32,6 +32,19 @@ def _launch(args):
     return parse_launch(args.command)
 
 
+MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"PK\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"%PDF")
+TEXT_CONTROLS = {9, 10, 13, 27, 8, 12}  # tab, newlines, ESC (colours), backspace, form feed
+
+
+def is_binary(head: bytes) -> bool:
+    """An image, an archive or other binary data rather than text (a log in any encoding is text)."""
+    if (head.startswith(MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or (head[:2] == b"BM" and head[6:10] == bytes(4))):
+        return True
+    controls = sum(1 for b in head if b < 32 and b not in TEXT_CONTROLS)
+    return head.count(b"\0") > len(head) // 100 or controls > len(head) // 20
+
+
 def run(args) -> int:
     from ..match import diagnose_file, diagnose_stream
 
@@ -51,7 +64,7 @@ def run(args) -> int:
         try:
             with open(path, "rb") as fh:
                 head = fh.read(8192)
-            if head.count(b"\0") > len(head) // 100:
+            if is_binary(head):
                 raise UsageError(f"{path} is a binary file, not a log: give the text the training printed")
             report = diagnose_file(path, **kwargs)
         except OSError as exc:
