@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -38,7 +37,9 @@ def add_parser(sub) -> None:
 
 
 def emit_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    from ..render import print_json  # not at module level: `history` answers in ~2 interpreter start-ups
+
+    print_json(data)
 
 
 def open_history(create: bool = False):
