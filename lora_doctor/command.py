@@ -95,7 +95,7 @@ def parse_command(argv: list[str], cwd: str | os.PathLike | None = None) -> Laun
 
     The script's `--config_file` TOML (relative to `cwd`) is merged the way sd-scripts does:
     command line > config file > defaults; `options` holds the merged values."""
-    if not argv:
+    if not argv or not argv[0].strip():
         raise ValueError("no command given after '--'")
     first = os.path.basename(argv[0]).lower().removesuffix(".exe")
     rest = argv[1:]

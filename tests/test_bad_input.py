@@ -87,6 +87,7 @@ def test_no_arguments_prints_a_short_overview(cli):
     (["env", "--only", "gpux"], ["--only gpux: no check has that id or family; did you mean gpu?"]),
     (["env", "--only", "nosuch"], ["--only nosuch", "the families are: ", "gpu", "python"]),
     (["env", "--"], ["lora-doctor env: error: no command given after '--'"]),
+    (["env", "--", ""], ["lora-doctor env: error: no command given after '--'"]),
     (["run", "--"], ["give the training command after '--'"]),
     (["run"], ["give the training command after '--'"]),
     (["plugins", "--", "x"], ["it does not take a command after '--'"]),
