@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                     epilog="examples:\n" + "\n".join("  " + line for line in OVERVIEW.splitlines()[2:-2]))
     parser.add_argument("--version", action="version", version=f"lora-doctor {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
+    parser.commands = sub.choices  # name -> its parser
     for name in COMMANDS:
         importlib.import_module(f"lora_doctor.commands.{name}").add_parser(sub)
         command = sub.choices[name]
@@ -162,7 +163,8 @@ def _unrecognized(args, ours: list[str], extras: list[str], subparser) -> str:
         return (f"put '--' before the training command: lora-doctor {' '.join(ours[:start])} -- "
                 f"{' '.join(ours[start:])}")
     options = [e.partition("=")[0] for e in extras if e.startswith("--")]
-    close = difflib.get_close_matches(options[0], sorted(_options_of(subparser)), n=1) if options else []
+    known = _options_of(subparser) if args.subcommand else set(subparser._option_string_actions)
+    close = difflib.get_close_matches(options[0], sorted(known), n=1) if options else []
     if args.subcommand == "dataset" and options and not close:
         return (f"{options[0]} is not a dataset option; to check a whole training command use "
                 f"lora-doctor env --only dataset -- {TRAIN}")
@@ -197,16 +199,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(ours: list[str], command: list[str] | None) -> int:
     parser = build_parser()
-    first = next((w for w in ours if not w.startswith("-")), None)
-    if first is not None and first not in COMMANDS:
-        print(f"lora-doctor: error: {_unknown_command(first)}", file=sys.stderr)
+    at = next((i for i, w in enumerate(ours) if not w.startswith("-")), None)
+    if at is not None and ours[at] not in COMMANDS:
+        print(f"lora-doctor: error: {_unknown_command(ours[at])}", file=sys.stderr)
         return USAGE_ERROR
-    subparser = parser._subparsers._group_actions[0].choices.get(first) if first else None
-    if subparser is not None:
-        ours = _respell(ours, subparser)
+    subparser = parser.commands[ours[at]] if at is not None else parser
+    if at:  # `lora-doctor --json env`: the command's options may come before its name
+        early = [w for w in ours[:at] if w not in ("-h", "--help")]
+        ours = [w for w in ours[:at] if w not in early] + [ours[at]] + early + ours[at + 1:]
+    ours = _respell(ours, subparser)
     args, extras = parser.parse_known_args(ours)
     if extras:
-        print(f"lora-doctor {args.subcommand}: error: {_unrecognized(args, ours, extras, subparser)}", file=sys.stderr)
+        where = f"lora-doctor {args.subcommand}" if args.subcommand else "lora-doctor"
+        print(f"{where}: error: {_unrecognized(args, ours, extras, subparser)}", file=sys.stderr)
         return USAGE_ERROR
     args.command = command
     if not getattr(args, "handler", None):

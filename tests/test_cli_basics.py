@@ -38,9 +38,8 @@ def test_every_command_help_has_examples_and_a_description():
     from lora_doctor.cli import COMMANDS, build_parser
 
     parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices
     for name in COMMANDS:
-        text = commands[name].format_help()
+        text = parser.commands[name].format_help()
         assert text.startswith(f"usage: lora-doctor {name}"), text
         assert "\nexamples:\n  lora-doctor " + name in text, text
         assert "Exit code" in " ".join(text.split()), name  # every description states its exit codes
