@@ -47,7 +47,7 @@ SIGNALS = {1: "SIGHUP", 2: "SIGINT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: 
 NOTABLE = {
     "loss_nan": r"\b(?:avr_|avg_|train_|step_)?loss\s*[=:]\s*nan\b",
     "killed": r"^\s*(?:\S+: line \d+:\s+\d+\s+)?Killed\b|\bOut of memory: Killed process\b|\bKilled process \d+",
-    "oom_killer": r"\bOut of memory: Killed process\b|\boom-kill\b|\boom_reaper\b",
+    "oom_killer": r"Out of memory: Killed process|oom-kill|oom_reaper",
     "paging_file": r"paging file is too small|WinError 1455|os error 1455",
     "cuda_oom": r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError",
     "launch_command": r"accelerate(?:\.exe|\.EXE)?\"? launch\b.*\.py",  # a GUI echoing the command it runs
