@@ -118,3 +118,36 @@ def test_counter_examples_never_yield_their_signature(db, host):
 ])
 def test_warnings_of_successful_runs_are_not_diagnosed(host, line):
     assert [d.signature_id for d in diagnose_text(line + "\n", host=host).diagnoses] == []
+
+
+def _starts_with_literal(items) -> bool:
+    try:
+        from re import _constants as c
+    except ImportError:  # Python 3.10
+        import sre_constants as c
+    if not items:
+        return False
+    op, av = items[0]
+    if op is c.LITERAL:
+        return True
+    if op is c.SUBPATTERN:
+        return _starts_with_literal(list(av[-1]))
+    if op is c.BRANCH:
+        return all(_starts_with_literal(list(b)) for b in av[1])
+    return False
+
+
+def test_line_regexes_stay_cheap_on_gigabyte_logs(db):
+    """Each line regex of the database is skipped by the word filter on big chunks (it names words
+    a chunk must hold) or starts with a literal (re finds it with a fast scan): `\\b`, `^` + classes,
+    or `(?:^|…)` first make it walk every position of a gigabyte log."""
+    try:
+        from re import _parser as sre_parse
+    except ImportError:  # Python 3.10
+        import sre_parse
+    from lora_doctor.match import _NOTABLE_RX
+    from lora_doctor.signatures import required_words
+
+    slow = [rx.pattern for rx in db.log_patterns() + list(_NOTABLE_RX.values())
+            if required_words(rx) is None and not _starts_with_literal(list(sre_parse.parse(rx.pattern)))]
+    assert slow == []
