@@ -56,7 +56,10 @@ def plugin_dirs(extra: list[str] | tuple[str, ...] = ()) -> list[Path]:
     dirs = [Path(d) for d in extra]
     dirs += [Path(p) for p in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep) if p]
     dirs.append(user_plugin_dir())
-    return dirs
+    unique: dict[str, Path] = {}
+    for d in dirs:  # a folder named twice (--plugin-dir and the env var) is loaded once
+        unique.setdefault(os.path.normcase(os.path.abspath(os.path.expanduser(d))), d)
+    return list(unique.values())
 
 
 def _describe(exc: BaseException) -> str:
@@ -137,6 +140,11 @@ class PluginHost:
     def _load_file(self, path: Path) -> None:
         name = f"lora_doctor_user_plugin_{path.stem}"
         info = PluginInfo(path.stem, "folder", str(path))
+        earlier = self.info(path.stem)
+        if earlier is not None:
+            info.error = f"a plugin named {path.stem} is already loaded from {earlier.location}; rename one of them"
+            self.plugins.append(info)
+            return
         try:
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)

@@ -225,3 +225,20 @@ def test_testing_helper_diagnoses_a_log_with_a_plugin_signature(tmp_path):
     found = diagnose_log(log, signature_dirs=[tmp_path])
     assert found and found[0].signature_id == "myteam.frobnicator_jammed"
     assert not any(d.signature_id == "myteam.frobnicator_jammed" for d in diagnose_log(log))
+
+
+def test_a_folder_named_twice_loads_once_and_a_name_clash_is_one_line(tmp_path, isolated_env):
+    first, second = tmp_path / "a", tmp_path / "b"
+    write(first, "mine", GOOD.format(name="mine"))
+    write(second, "mine", GOOD.format(name="other"))
+    env = dict(isolated_env, LORA_DOCTOR_PLUGIN_PATH=str(first))
+    proc = run_cli(["plugins", "--json", "--plugin-dir", str(first), "--plugin-dir", str(first) + "/"], env=env)
+    assert proc.returncode == 0, proc.stdout
+    data = json.loads(proc.stdout)
+    assert [p["name"] for p in data["plugins"]].count("mine") == 1
+    assert data["folders"].count(str(first)) == 1
+    clash = run_cli(["plugins", "--json", "--plugin-dir", str(first), "--plugin-dir", str(second)], env=isolated_env)
+    rows = [p for p in json.loads(clash.stdout)["plugins"] if p["name"] == "mine"]
+    assert [r["error"] for r in rows] == [None, f"a plugin named mine is already loaded from {first / 'mine.py'}; "
+                                                "rename one of them"]
+    assert clash.returncode == 1
