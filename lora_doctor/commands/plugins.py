@@ -28,10 +28,11 @@ def run(args) -> int:
              "error": p.error or None} for p in host.plugins]
     for name, err in sig_errors:
         rows.append({"name": name, "source": "signatures", "location": "", "checks": [], "error": err})
+    broken = any(r["error"] for r in rows)
     if args.json:
         print(json.dumps({"plugins": rows, "folders": [str(d) for d in plugin_dirs(args.plugin_dir)],
                           "signature_files": [str(p) for p, _ in sources]}, indent=2))
-        return 0
+        return 1 if broken else 0
     from ..render import make_console
 
     console = make_console()
@@ -43,4 +44,4 @@ def run(args) -> int:
         if r["error"]:
             console.print(f"    broken: {r['error']}", style="red")
     console.print("plugin folders: " + ", ".join(str(d) for d in plugin_dirs(args.plugin_dir)))
-    return 1 if any(r["error"] for r in rows) else 0
+    return 1 if broken else 0
