@@ -6,6 +6,7 @@ Public API (used by `lora-doctor diagnose` and by `lora-doctor run` after a cras
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -275,6 +276,7 @@ _CJK_END = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]$")
 _CJK_START = re.compile(r"^[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
 
 
+@functools.lru_cache(maxsize=512)  # every signature with a message tries every failure
 def unwrap(message: str, sep: str = " ") -> str:
     """A message a console wrapped (rich at 80 columns) as one line: lines rejoined with `sep` (a
     space where the wrap was at a space; "" where a long word was cut), CJK text without one."""
