@@ -507,6 +507,8 @@ def _handled(f: Failure) -> bool:
     """A traceback a library prints and then carries on from: xformers probing for triton at import."""
     return (f.exception_name == "ModuleNotFoundError" and f.message.startswith("No module named 'triton'")
             and any("xformers" in fr.file for fr in f.frames))
+
+
 # Lines that end an exception message: an elision (`...`), a frame, glog/torch elastic records,
 # shell prompts and pauses, launcher chatter printed after the crash.
 _NOT_MESSAGE = re.compile(
