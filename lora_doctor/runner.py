@@ -132,7 +132,7 @@ class Runner:
     def __init__(self, argv: list[str], *, cwd: str | None = None, env: dict | None = None,
                  log_path: str | None = None, on_line: Callable[[str], str | None] | None = None,
                  use_pty: bool | None = None, stdout_fd: int | None = None,
-                 fragments: tuple[bytes, ...] = (), hint_stream=None):
+                 fragments: tuple[bytes, ...] = (), hint_stream=None, on_spawn: Callable[[], None] | None = None):
         self.argv = argv
         self.cwd = cwd
         self.stdout_fd = sys.stdout.fileno() if stdout_fd is None else stdout_fd
@@ -144,6 +144,7 @@ class Runner:
         self.on_line = on_line
         self.fragments = fragments
         self.hint_stream = hint_stream or sys.stderr
+        self.on_spawn = on_spawn  # called once the child runs (work that must not delay its start)
         self.proc: subprocess.Popen | None = None
         self.interrupts = 0
         self.stopped = ""
@@ -291,6 +292,8 @@ class Runner:
             fd = self._spawn()
             reaper = threading.Thread(target=self._reap, daemon=True, name="lora-doctor-reaper")
             reaper.start()
+            if self.on_spawn is not None:
+                self.on_spawn()
             try:
                 self._pump(fd, log, watcher)
             finally:

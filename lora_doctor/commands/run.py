@@ -143,9 +143,7 @@ def run(args) -> int:
     cwd = Path.cwd()
     launch = parse_launch(args.command)
     pre = _Preflight(args, launch)
-    if args.force and not args.check_only:
-        pre.start()
-    else:
+    if not args.force or args.check_only:
         pre.run()
         if args.json:
             from ..redact import redact_text
@@ -180,7 +178,7 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
         log_path = None
     watch = _Watch(pre, args.stop_on_nan)
     runner = Runner(list(args.command), cwd=str(cwd), log_path=str(log_path) if log_path else None, on_line=watch,
-                    fragments=SILENT_FAILURES)
+                    fragments=SILENT_FAILURES, on_spawn=pre.start if args.force else None)
     watch.runner = runner
     try:
         result = runner.run()
