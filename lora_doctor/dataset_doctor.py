@@ -94,7 +94,7 @@ def _read_subset(sub: SubsetScan) -> list[str]:
 
 
 def _scan(ctx) -> Scan:
-    from .image_scan import read_image, scan as scan_images  # noqa: F401 (PIL loads lazily here)
+    from .image_scan import scan as scan_images
 
     started = time.monotonic()
     result = Scan(scan_layout(ctx))

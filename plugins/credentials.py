@@ -57,7 +57,6 @@ def removal(cred, helper_names, windows: bool) -> tuple[str, str]:
 def check_credentials(ctx):
     """Git credential helpers and the huggingface.co credentials they hold, against the active token."""
     from lora_doctor import gitcred, hf_auth
-    from lora_doctor.hf_auth import shown as mask
 
     env = ctx.env
     windows = sys.platform == "win32"
