@@ -146,10 +146,13 @@ def online_repo(ctx, repo: str, cached: bool):
                       detail=got.message + ("; the cached copy still loads" if cached else ""),
                       fix="Check the repo id on huggingface.co, or pass a local .safetensors file.",
                       cause="model.invalid_model_path_or_repo_id", facts=facts)
-    else:
-        severity = Severity.INFO if cached else Severity.WARN
+    else:  # not cached and no connection: the download in training fails the same way (like the tokenizer)
+        no_way = not cached and got.status in ("unreachable", "timeout")
+        severity = Severity.INFO if cached else Severity.ERROR if no_way else Severity.WARN
         yield Finding(severity, f"could not ask the Hub about {repo}: {got.status} ({got.message})",
-                      fix="" if cached else "Check the network (proxy, firewall), or download the model once.",
+                      detail="" if cached else "It is not in the Hugging Face cache, so training must download it.",
+                      fix="" if cached else "Check the network (proxy, firewall), or download the model once, or "
+                      "pass a local .safetensors file.", fix_command="" if cached else download_command(ctx, repo),
                       cause=None if cached else "network.hf_hub_unreachable", facts=facts)
 
 

@@ -357,6 +357,7 @@ def test_a_hub_that_never_answers_is_bounded(tmp_path, monkeypatch):
         elapsed = time.monotonic() - started
     assert elapsed < 8
     assert worst(fs).cause == "network.hf_hub_unreachable" and "timeout" in worst(fs).summary
+    assert worst(fs).severity == Severity.ERROR  # not cached: training cannot download it either
     assert tok[0].cause == "network.hf_hub_unreachable" and tok[0].severity == Severity.ERROR
 
 
