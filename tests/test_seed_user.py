@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -32,7 +33,8 @@ from conftest import run_cli
 from dataset_builders import caption, image, lineart_rgba
 from hub_server import HubServer
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout and shell fixes")
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout and shell fixes"),
+              pytest.mark.skipif(not shutil.which("git"), reason="the story has git's store helper")]
 
 GOOD = "hf_" + "GoodTokenGoodTokenGoodTokenGood12x"  # hf_ + 34 letters, as the Hub issues them
 STALE = "hf_" + "StaleTokenStaleTokenStaleTokenSta1"
