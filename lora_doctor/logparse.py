@@ -58,6 +58,7 @@ _CR_SEGMENTS = re.compile(rb"(?m)^[^\n]*\r(?=[^\n])")  # everything up to the la
 _PROGRESS_RUN = re.compile(r"(?m)(?:^[^\n|]{0,160}\d%\|[^\n]*(?:\n|\Z))+")
 _PROGRESS_RUN_B = re.compile(_PROGRESS_RUN.pattern.encode(), re.MULTILINE)
 _RANK = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
+_RANK_INDENTED = re.compile(r"^[ \t]*\[(?:rank|default)\d+\]: ?")
 _TB_START = re.compile(r"(Original )?Traceback \(most recent call last\):?")
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.*))?')
 _EXC = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*_?[A-Z]\w*[a-z]\w*)(?::\s?(?P<msg>.*))?$")
@@ -185,6 +186,7 @@ class LogParser:
         self.streams: dict[int | None, _Stream] = {None: _Stream()}  # per [rankN]: prefix
         self.st = self.streams[None]
         self.record: list[str] | None = None  # rich log record being unfolded
+        self._record_prefix = ""
         self._exit_bits: dict[str, object] = {}
         self._emitted: list[str] = []
 
@@ -219,28 +221,32 @@ class LogParser:
     # -- rich log records: unfold --------------------------------------------------------
     def _physical(self, line: str) -> None:
         rec = None
+        prefix = ""  # torch's `[rank0]:` in front of every line of a rank, records included
+        if line[:1] in "[ \t" and (m := _RANK_INDENTED.match(line)):
+            prefix, line = m.group(0).lstrip(), line[m.end():]
         if "INFO" in line or "WARN" in line or "ERROR" in line or "DEBUG" in line or "CRITICAL" in line:
             if "%|" in line or "it]" in line:  # a record glued to a progress bar
                 parts = _RECORD_MIDLINE.split(line)
                 if len(parts) > 1:
-                    self._physical(parts[0])
-                    for part in parts[1:]:
-                        self._physical(part)
+                    for part in parts:
+                        self._physical(prefix + part)
                     return
             rec = _RECORD.match(line)
             if rec is not None:
                 src = _record_src(line, rec.end())
                 rec = (rec, src) if (src or rec.group("time")) else None
         if self.record is not None:
-            if rec is None and _CONTINUATION.match(line) and self._record_len() < MAX_LINE:
+            if (rec is None and prefix == self._record_prefix and _CONTINUATION.match(line)
+                    and self._record_len() < MAX_LINE):
                 self._continue_record(line)
                 return
             self._flush_record()
         if rec is not None and self.st.tb is None:
             self.record = [line.rstrip()]
             self._record_parts = rec
+            self._record_prefix = prefix
             return
-        self._logical(line)
+        self._logical(prefix + line)
 
     def _record_len(self) -> int:
         return sum(len(x) for x in self.record)
@@ -268,7 +274,7 @@ class LogParser:
         level = m.group("level")
         if level in ("ERROR", "CRITICAL") and len(self.out.errors) < self.ERROR_KEEP:
             self.out.errors.append(text.strip())
-        self._logical(text)
+        self._logical(self._record_prefix + text)
 
     # -- one logical line ----------------------------------------------------------------
     def _logical(self, line: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_doctor.match import diagnose_file, load_signatures
+from lora_doctor.match import diagnose_file, diagnose_text, load_signatures
 from tests.test_signatures_db import cause_ids
 
 VARIANTS = Path(__file__).resolve().parent / "data" / "variants"
@@ -81,3 +81,27 @@ def test_clean_runs_show_no_failure_at_all(results):
     for cause, name, _, report in results:
         if cause == "none":
             assert not report.failed, (name, [f"{f.exception}: {f.message[:80]}" for f in report.failures])
+
+
+WRAPPER = ("Traceback (most recent call last):\n  File \"/venv/bin/accelerate\", line 8, in <module>\n"
+           "    sys.exit(main())\nsubprocess.CalledProcessError: Command '['/venv/bin/python', "
+           "'train_network.py']' returned non-zero exit status 1.\n")
+SHAPES = {
+    "every line prefixed [rank0]: (torch >= 2.4 multi-process)": lambda t: "".join("[rank0]: " + x for x in t.splitlines(True)),
+    "pasted indented by 4 spaces": lambda t: "".join("    " + x for x in t.splitlines(True)),
+    "accelerate's CalledProcessError after it": lambda t: t + WRAPPER,
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_the_same_log_in_another_shape_gets_the_same_answer(host, results, shape):
+    """Every fourth variant, re-shaped the way logs reach users: the top diagnosis does not move."""
+    moved = []
+    for cause, name, ids, _ in results[::4]:
+        text = (VARIANTS / cause / name).read_text("utf-8")
+        if "[rank" in text and "rank" in shape or (cause == "none" and "CalledProcessError" in shape):
+            continue  # prefixed twice is no real log; a clean run does not end in a crash
+        got = [d.signature_id for d in diagnose_text(SHAPES[shape](text), host=host).diagnoses]
+        if got[:1] != ids[:1]:
+            moved.append(f"{cause}/{name}: {ids[:1]} -> {got[:2]}")
+    assert moved == []

@@ -348,3 +348,20 @@ AssertionError: caption file is empty / キャプションファイルが空で�
     assert log.root.exception == "AssertionError" and len(log.failures) == 1
     assert any("triton" in w for w in log.warnings)
     assert parse_text(text.split("steps:")[0]).failures == []
+
+
+def test_rank_prefixed_rich_records_are_unfolded():
+    """torch >= 2.4 prefixes every line of a rank, sd-scripts' folded rich records included."""
+    text = ("[rank0]:                     WARNING  ignore directory without repeats /            config_util.py:611\n"
+            "[rank0]:                              繰り返し回数のないディレクトリを無視します: output\n"
+            "[rank0]: ValueError: x\n")
+    seen = []
+
+    class Scanner:
+        def scan(self, chunk):
+            seen.extend(chunk.split("\n"))
+
+    log = parse_text(text, scanner=Scanner())
+    assert seen[0] == ("[rank0]:                     WARNING  ignore directory without repeats / "
+                       "繰り返し回数のないディレクトリを無視します: output  (config_util.py:611)")
+    assert log.root.rank == 0 and log.root.message == "x"
