@@ -148,6 +148,8 @@ def bucket_settings(ctx, settings, out: list[Finding]) -> tuple[int, int] | None
                            fix="Add the training resolution (512 for SD1.x, 1024 for SDXL).",
                            fix_command=corrected_command(ctx, set_={"resolution": "512"})))
         return None
+    if not settings.enable_bucket:
+        return None  # sd-scripts sets bucket_reso_steps to None then: no divisibility assert
     steps = settings.bucket_reso_steps
     divisor = STEPS_DIVISOR.get(script_name(ctx))
     if steps <= 0 or (divisor and steps % divisor):
@@ -158,8 +160,6 @@ def bucket_settings(ctx, settings, out: list[Finding]) -> tuple[int, int] | None
                            fix=f"Use --bucket_reso_steps={good}.",
                            fix_command=corrected_command(ctx, set_={"bucket_reso_steps": str(good)}),
                            cause="config.bucket_reso_steps_invalid"))
-        return None
-    if not settings.enable_bucket:
         return None
     lo, hi = adjust_min_max(settings.min_bucket_reso, settings.max_bucket_reso, steps)
     for name, old, new in (("min_bucket_reso", settings.min_bucket_reso, lo),

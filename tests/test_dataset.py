@@ -130,13 +130,21 @@ def test_random_crop_allows_large_but_not_small_images(tmp_path):
 @pytest.mark.parametrize("options, cause, fixed", [
     (["--resolution=64", "--enable_bucket"], "config.min_bucket_reso_above_resolution", "--min_bucket_reso=64"),
     (["--resolution=1536", "--enable_bucket"], "config.max_bucket_reso_below_resolution", "--max_bucket_reso=1536"),
-    (["--resolution=512", "--bucket_reso_steps=48"], "config.bucket_reso_steps_invalid", "--bucket_reso_steps=64"),
+    (["--resolution=512", "--enable_bucket", "--bucket_reso_steps=48"], "config.bucket_reso_steps_invalid",
+     "--bucket_reso_steps=64"),
 ])
 def test_bucket_option_asserts_are_predicted_with_the_corrected_option(tmp_path, options, cause, fixed):
     lineart_folder(tmp_path / "train" / "1_x", n=2)
     findings = run("buckets", ctx_for(tmp_path, "--train_data_dir=train", *options))
     hit = by_cause(findings, cause)
     assert hit and hit[0].severity == Severity.ERROR and fixed in hit[0].fix_command
+
+
+def test_bucket_reso_steps_is_not_checked_with_bucketing_off(tmp_path):
+    """sd-scripts sets bucket_reso_steps to None without --enable_bucket, so nothing asserts."""
+    lineart_folder(tmp_path / "train" / "1_x", n=2)
+    findings = run("buckets", ctx_for(tmp_path, "--train_data_dir=train", "--resolution=64", "--bucket_reso_steps=48"))
+    assert not by_cause(findings, "config.bucket_reso_steps_invalid")
 
 
 def test_sdxl_allows_bucket_steps_of_32(tmp_path):
