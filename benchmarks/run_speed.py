@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 LORA_DOCTOR = str(Path(sys.executable).parent / "lora-doctor")
 TRUE = shutil.which("true") or "/bin/true"
 OWN_CHECKS = ["--only", "args", "--python", TRUE]  # the wrapper's own cost, without the probe

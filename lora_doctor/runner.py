@@ -32,6 +32,7 @@ WIDE_COLUMNS = "200"
 ORPHAN_GRACE = 2.0  # seconds the group may outlive the child before it is terminated
 KILL_GRACE = 3.0
 
+
 @dataclass
 class RunResult:
     """How the child ended. `exit_code` is what the wrapper exits with (signal N -> 128+N)."""
