@@ -318,15 +318,17 @@ class Runner:
         something that left the process group still holds the pipe) a quiet moment after the
         group is gone."""
         poll = _Poll(fd)
-        out_ok = True
+        out_ok = watching = True
         gone_at = None
         size = SMALL_READ
         while True:
+            if gone_at is None and self._group_gone.is_set():
+                gone_at = time.monotonic()
+            if gone_at is not None and time.monotonic() - gone_at > DRAIN_LIMIT:
+                return
             if not poll.ready(QUIET if gone_at else IDLE_CHECK):
-                if self._group_gone.is_set():
-                    if gone_at is not None:
-                        return
-                    gone_at = time.monotonic()
+                if gone_at is not None:
+                    return
                 continue
             try:
                 data = os.read(fd, size)
@@ -341,10 +343,14 @@ class Runner:
                 if not out_ok:
                     self.hint("our stdout was closed (`| head`?): the training goes on, its output goes "
                               "to the log only")
-            log.write(data)
-            watcher.feed(data)
-            if gone_at is not None and time.monotonic() - gone_at > DRAIN_LIMIT:
-                return
+            if watching:
+                try:
+                    log.write(data)
+                    watcher.feed(data)
+                except Exception as exc:  # a bug of ours must not cost the training its output
+                    watching = False
+                    self.hint(f"internal error, the log and live hints stop here ({type(exc).__name__}: {exc}); "
+                              "the training and its output go on")
             size = READ_SIZE if len(data) >= BATCH_BELOW else SMALL_READ
             if BATCH_BELOW <= len(data) < READ_SIZE:
                 time.sleep(BATCH_PAUSE)  # output is streaming in: let it gather into fewer, bigger reads

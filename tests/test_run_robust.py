@@ -106,3 +106,19 @@ def test_memory_stays_bounded_with_a_gigabyte_without_line_ends(isolated_env):
     assert proc.wait(timeout=120) == 0
     assert peak < 100 << 20, f"wrapper RSS {peak >> 20} MiB for 1 GiB without a line end"
     assert not alive(proc.pid)
+
+
+def test_a_bug_in_the_watching_never_costs_the_output(tmp_path):
+    """Whatever goes wrong in the log or the watcher, the child keeps its pipe and its output."""
+    import io
+
+    from lora_doctor.runner import Runner
+
+    code = "import sys\nfor i in range(3): print('step', i)\nsys.exit(5)\n"
+    hints = io.StringIO()
+    with open(tmp_path / "out", "wb") as out:
+        result = Runner([sys.executable, "-c", code], log_path=str(tmp_path / "l.log"), use_pty=False,
+                        stdout_fd=out.fileno(), fragments=("not bytes",), hint_stream=hints).run()
+    assert result.exit_code == 5
+    assert (tmp_path / "out").read_bytes() == b"step 0\nstep 1\nstep 2\n"
+    assert "internal error, the log and live hints stop here (TypeError" in hints.getvalue()

@@ -13,12 +13,12 @@ if mode == "ignore-int":
 grand = subprocess.Popen([sys.executable, "-c", "import signal,time\n"
                           + ("signal.signal(signal.SIGINT, signal.SIG_IGN)\n" if mode == "ignore-int" else "")
                           + "time.sleep(60)"])
-with open(sys.argv[1], "w") as fh:
-    fh.write(f"{os.getpid()} {grand.pid}")
-print("ready", flush=True)
-if mode == "exit":
-    sys.exit(0)
-try:
+try:  # the test sends SIGINT as soon as the pids are written
+    with open(sys.argv[1], "w") as fh:
+        fh.write(f"{os.getpid()} {grand.pid}")
+    print("ready", flush=True)
+    if mode == "exit":
+        sys.exit(0)
     time.sleep(60)
 except KeyboardInterrupt:
     print("child got KeyboardInterrupt", flush=True)
