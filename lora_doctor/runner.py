@@ -268,9 +268,7 @@ class Runner:
                 self._signal_group(sig)
                 deadline = time.monotonic() + KILL_GRACE
             while time.monotonic() < deadline:
-                try:
-                    os.killpg(self.proc.pid, 0)
-                except (ProcessLookupError, PermissionError):
+                if not _group_alive(self.proc.pid):
                     return
                 time.sleep(0.05)
 
@@ -360,6 +358,28 @@ class Runner:
         if master is not None:
             _copy_window_size(self.stdout_fd, master)
             self._signal_group(signal.SIGWINCH)  # the pty is not the child's controlling terminal
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of the group runs. Zombies do not count: in a container whose PID 1
+    reaps nothing, a dead grandchild stays a zombie for good (and holds neither GPU nor files)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return True  # no /proc (macOS): the group answers, so it is there
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 class _Poll:

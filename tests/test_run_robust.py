@@ -122,3 +122,19 @@ def test_a_bug_in_the_watching_never_costs_the_output(tmp_path):
     assert result.exit_code == 5
     assert (tmp_path / "out").read_bytes() == b"step 0\nstep 1\nstep 2\n"
     assert "internal error, the log and live hints stop here (TypeError" in hints.getvalue()
+
+
+def test_a_zombie_left_in_the_group_does_not_delay_the_end(isolated_env, tmp_path):
+    pid_file = tmp_path / "pid"
+    started = time.monotonic()
+    proc = subprocess.Popen(wrapper_argv([sys.executable, child("zombie_in_group.py"), str(pid_file)],
+                                         log=tmp_path / "z.log"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=isolated_env)
+    try:
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert out == b"left a zombie behind\n"
+        assert time.monotonic() - started < 5  # not the 2 + 3 + 3 s of waiting for a group that is gone
+    finally:
+        proc.kill()
+        kill_quietly(int(wait_for_file(pid_file)))
