@@ -53,6 +53,15 @@ def test_force_launches_anyway_and_shows_the_checks_after(isolated_env, checkout
     assert any(f["cause"] == "args.incompatible_options" for c in report["findings"] for f in c["findings"])
 
 
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_a_misspelled_only_is_a_usage_error_and_nothing_launches(isolated_env, checkout, force):
+    proc = _run(["--only", "arsg", *force, "--", sys.executable, "train_network.py",
+                 "--network_module=networks.lora"], isolated_env, checkout)
+    assert proc.returncode == 2
+    assert "--only arsg: no check has that id or family; did you mean args?" in proc.stderr
+    assert not (checkout / "launched.json").exists()
+
+
 def test_check_only_never_launches(isolated_env, checkout):
     ok = _run(["--only", "args", "--check-only", "--", sys.executable, "train_network.py",
                "--network_module=networks.lora"], isolated_env, checkout)

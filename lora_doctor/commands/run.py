@@ -85,10 +85,13 @@ class _Preflight:
         self.done = threading.Event()
 
     def run(self) -> None:
+        from ..cli import UsageError
         from .common import run_all_checks
 
         try:
             self.ctx, self.results, self.summary, self.host = run_all_checks(self.args, self.launch)
+        except UsageError:
+            raise  # a bad --only is the user's to fix before anything launches
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -143,6 +146,10 @@ def run(args) -> int:
     cwd = Path.cwd()
     launch = parse_launch(args.command)
     pre = _Preflight(args, launch)
+    if args.force and args.only:  # the checks run alongside the child: catch a misspelled --only first
+        from .common import load_checks, validate_selection
+
+        validate_selection(load_checks(args.plugin_dir)[1], args.only, args.skip)
     if not args.force or args.check_only:
         pre.run()
         if args.json:
