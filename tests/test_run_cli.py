@@ -4,7 +4,6 @@ report.json, the post-mortem, and real failures from real libraries."""
 import importlib.util
 import json
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
