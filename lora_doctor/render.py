@@ -9,9 +9,9 @@ import sys
 from .doctor import CheckResult
 from .model import Finding, Severity
 
-STATUS_MARK = {"ok": "✓", "warning": "!", "error": "✗", "skipped": "–", "timeout": "✗"}
+STATUS_MARK = {"ok": "✓", "warning": "!", "error": "✗", "skipped": "–", "timeout": "!"}
 SEVERITY_MARK = {Severity.OK: "•", Severity.INFO: "i", Severity.WARN: "!", Severity.ERROR: "✗"}
-STYLE = {"ok": "green", "warning": "yellow", "error": "red", "skipped": "dim", "timeout": "red",
+STYLE = {"ok": "green", "warning": "yellow", "error": "red", "skipped": "dim", "timeout": "yellow",
          Severity.OK: "green", Severity.INFO: "cyan", Severity.WARN: "yellow", Severity.ERROR: "red"}
 
 
