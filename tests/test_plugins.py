@@ -94,7 +94,7 @@ def test_folder_plugins_broken_raising_slow_and_misspelled_each_cost_only_themse
     assert raising["fix"].endswith("--skip raising.check.")
     assert by_id["slow.check"]["status"] == "timeout"
     assert by_id["slow.check"]["findings"][0]["summary"] == "did not finish within its 1 s budget"
-    assert by_id["slow.check"]["findings"][0]["severity"] == "warning"  # unchecked is not broken: run still launches
+    assert by_id["slow.check"]["findings"][0]["severity"] == "warn"  # unchecked is not broken: run still launches
     typo = by_id["plugin.typo"]["findings"][0]["summary"]
     assert "unknown hook" in typo and "lora_doctor_register_check" in typo
     assert by_id["plugin.applies"]["findings"][0]["summary"] == (
