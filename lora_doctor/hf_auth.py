@@ -22,7 +22,6 @@ WHOAMI_TIMEOUT = 6.0
 TRUTHY = {"1", "on", "yes", "true"}
 # gitleaks' rule: hf_ + 34 letters; a heuristic, not a spec (FACTS §3.5).
 USUAL_LENGTH = 37
-TOKEN_CANDIDATE_RE = re.compile(r"(?:hf_|api_org_)[A-Za-z0-9]{4,}")
 
 
 def digest(token: str) -> str:

@@ -12,8 +12,6 @@ import struct
 from dataclasses import dataclass, field
 
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors library refuses larger headers too
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2, "U16": 2,
-               "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
 
 
 class HeaderError(Exception):
