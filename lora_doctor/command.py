@@ -141,15 +141,6 @@ def parse_command(argv: list[str], cwd: str | os.PathLike | None = None) -> Laun
     return launch
 
 
-def _load_toml(path: Path) -> dict:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
-
-
 def flatten_config(data: dict) -> dict[str, object]:
     """sd-scripts' read_config_from_file: every table's keys merged, section names ignored."""
     flat: dict[str, object] = {}
@@ -176,15 +167,18 @@ def merge_config_file(launch: Launch, cwd: Path) -> None:
         return
     path = config_file_path(value, cwd)
     launch.config_file = str(path)
+    from .tomlcompat import load
+
     try:
-        data = _load_toml(path)
+        with open(path, "rb") as fh:
+            data = load(fh)
     except FileNotFoundError:
         launch.config_error = f"{path} not found"
         return
     except OSError as exc:
         launch.config_error = f"cannot read {path}: {exc.strerror or exc}"
         return
-    except ValueError as exc:  # tomllib.TOMLDecodeError
+    except ValueError as exc:  # TOMLDecodeError, or bytes that are not UTF-8
         launch.config_error = f"{path} is not valid TOML: {exc}"
         return
     launch.config_options = flatten_config(data)

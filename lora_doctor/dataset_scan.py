@@ -50,7 +50,6 @@ class Subset:
     alpha_mask: bool = False
     enable_wildcard: bool = False
     where: str = ""  # how to name it in messages: the folder, or the TOML path of the subset
-    metadata_file: str | None = None
 
 
 @dataclass
@@ -361,13 +360,11 @@ def load_config_file(path: Path) -> tuple[dict | None, Finding | None]:
         return None, Finding(Severity.ERROR, f"--dataset_config {shown}: sd-scripts reads only .toml or .json files",
                              detail="sd-scripts stops with `ValueError: not supported config file format`.",
                              fix="Rename the file to .toml (or .json) to match its content.", facts={"path": shown})
+    from .tomlcompat import TOMLDecodeError, loads
+
     try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(text), None
-    except tomllib.TOMLDecodeError as exc:
+        return loads(text), None
+    except TOMLDecodeError as exc:
         backslash = "\\" in text and any(w in str(exc).lower() for w in ("escape", "hex", "unicode"))
         fix = ("Windows paths in double quotes need doubled backslashes: write 'C:\\data\\img' in single "
                "quotes, \"C:\\\\data\\\\img\", or use forward slashes \"C:/data/img\"." if backslash

@@ -112,13 +112,11 @@ def dataset_folders(entries: list[str], cwd: str | None) -> list[str]:
 
 
 def _toml_image_dirs(path: str) -> list[str]:
+    from .tomlcompat import load
+
     try:
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            data = load(fh)
     except Exception:  # unreadable or invalid TOML: the config checks say so; here it has no folders
         return []
     dirs = []
