@@ -53,9 +53,18 @@ def _spelled(name: str, value: object, equals: bool) -> list[str]:
     return [f"--{name}={value}"] if equals else [f"--{name}", str(value)]
 
 
+def quote(arg: str, platform: str | None = None) -> str:
+    """One word the user's shell reads back as `arg`: cmd.exe/PowerShell quoting on Windows, POSIX elsewhere."""
+    if platform != "win32":
+        return shlex.quote(arg)
+    word = subprocess.list2cmdline([arg])
+    # cmd.exe reads < > | & ^ outside quotes as redirections and pipes ('pip install transformers<5').
+    return f'"{word}"' if any(c in "<>|&^" for c in arg) and not word.startswith('"') else word
+
+
 def join(argv: list[str], platform: str | None = None) -> str:
     """A command line the user's shell takes back: cmd.exe quoting on Windows, POSIX elsewhere."""
-    return subprocess.list2cmdline(argv) if platform == "win32" else shlex.join(argv)
+    return " ".join(quote(arg, platform) for arg in argv)
 
 
 def corrected(ctx, changes: list[tuple[str, object]] = (), remove: tuple[str, ...] = (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 
 from .buckets import BucketPlan, BucketTable, adjust_min_max, tabulate
@@ -293,9 +294,9 @@ def _sizes(images) -> str:
 
 
 def _q(path: str) -> str:
-    import shlex
+    from .cmdedit import quote
 
-    return f'"{path}"' if os.name == "nt" else shlex.quote(path)
+    return quote(path, sys.platform)
 
 
 def _transparency(scan: Scan, python: str) -> list[Finding]:

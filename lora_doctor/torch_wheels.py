@@ -11,12 +11,10 @@ README's pair and the note links PyTorch's selector for keeping that version.
 from __future__ import annotations
 
 import re
-import shlex
-import subprocess
 
 INDEX = "https://download.pytorch.org/whl/"
 SELECTOR = "https://pytorch.org/get-started/locally/"
-README_TORCH, README_TORCHVISION, README_TAG = "2.6.0", "0.21.0", "cu124"
+README_TORCH, README_TORCHVISION = "2.6.0", "0.21.0"
 
 # torch minor -> CUDA tags on PyTorch's index, for the releases we know.
 TAGS = {
@@ -73,10 +71,6 @@ def torchvision_for(torch_version: str, installed: str | None) -> str:
     return ""
 
 
-def quote(arg: str, platform: str | None) -> str:
-    return subprocess.list2cmdline([arg]) if platform == "win32" else shlex.quote(arg)
-
-
 def cuda_install_command(python: str, platform: str | None, torch_version: str | None,
                          torchvision_version: str | None = None, capability=None,
                          driver_cuda: str | None = None) -> tuple[str, str]:
@@ -85,6 +79,8 @@ def cuda_install_command(python: str, platform: str | None, torch_version: str |
     Without an installed torch, for a torch too old for sd-scripts, or one whose CUDA builds are
     not known here, the README's pair.
     """
+    from .cmdedit import quote
+
     py = quote(python, platform)
     version = public(torch_version)
     rtx50 = bool(capability) and tuple(capability) >= (10, 0)

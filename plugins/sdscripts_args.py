@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
-import shlex
-import subprocess
+import sys
 from pathlib import Path
 
+from lora_doctor.cmdedit import join, quote
 from lora_doctor.hookspecs import hookimpl
 from lora_doctor.model import Check, Finding, Severity
 
@@ -47,13 +46,6 @@ def _number(value):
         return None
 
 
-def join_command(argv: list[str]) -> str:
-    """A command line ready to paste in this OS's shell."""
-    if os.name == "nt":
-        return subprocess.list2cmdline(argv)
-    return shlex.join(argv)
-
-
 class _Command:
     """The command's tokens and how to print a corrected copy of it."""
 
@@ -77,7 +69,7 @@ class _Command:
             argv[self.offset + i:self.offset + i + 1] = edits[i]
         from lora_doctor.redact import redact_argv
 
-        return join_command(redact_argv(argv))
+        return join(redact_argv(argv), sys.platform)
 
     def renamed(self, written: str, full: str) -> str:
         i = self.option_index(written)
@@ -122,7 +114,7 @@ def check_script(ctx, cmd: _Command):
     finding = Finding(Severity.ERROR, f"{ctx.launch.script} does not exist in {ctx.cwd}",
                       detail="The training script is looked up relative to the working directory.",
                       fix=fix + (f" It is in {elsewhere.parent}." if elsewhere else ""),
-                      fix_command=f"cd {shlex.quote(str(elsewhere.parent))}" if elsewhere else "",
+                      fix_command=f"cd {quote(str(elsewhere.parent), sys.platform)}" if elsewhere else "",
                       cause="install.script_not_found")
     return False, [finding]
 
@@ -337,11 +329,12 @@ def _find_spec(python: str, module: str, cwd: Path) -> dict | None:
             "try:\n s=importlib.util.find_spec(sys.argv[1])\n"
             " print(json.dumps({'found':s is not None,'locations':list(s.submodule_search_locations or []) if s else []}))\n"
             "except Exception as e:\n print(json.dumps({'found':False,'error':str(e)}))\n")
+    from lora_doctor.subproc import run_bounded
+
+    got = run_bounded([python, "-c", code, module], 10, cwd=str(cwd))
     try:
-        proc = subprocess.run([python, "-c", code, module], capture_output=True, text=True, timeout=10,
-                              cwd=str(cwd))
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return json.loads(got.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
         return None
 
 
@@ -383,7 +376,7 @@ def check_network_module(ctx, cmd: _Command, script_ok: bool):
             yield Finding(Severity.ERROR, f"--network_module={module} needs the {package} package, "
                           f"which {ctx.python} does not have",
                           fix="Install it into the training environment.",
-                          fix_command=f"{shlex.quote(ctx.python)} -m pip install {package}",
+                          fix_command=f"{quote(ctx.python, sys.platform)} -m pip install {package}",
                           cause="versions.network_module_package_missing")
         else:
             yield Finding(Severity.ERROR, f"--network_module={module}: no module {parts[0]} for {ctx.python}",

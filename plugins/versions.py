@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from functools import lru_cache
 
 from lora_doctor.hookspecs import hookimpl
@@ -15,14 +14,13 @@ PYTORCH_INDEX = "https://download.pytorch.org/whl/"
 
 @lru_cache(maxsize=1)
 def rules() -> dict:
+    """The known-bad version combinations shipped in lora_doctor/data/known_bad_versions.toml."""
     from importlib import resources
 
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
+    from lora_doctor.tomlcompat import loads
+
     text = resources.files("lora_doctor.data").joinpath("known_bad_versions.toml").read_text("utf-8")
-    return tomllib.loads(text)
+    return loads(text)
 
 
 class Target:
@@ -65,19 +63,22 @@ class Target:
 
         return self.versions.get(canonical(name))
 
+    def quote(self, word: str) -> str:
+        from lora_doctor.cmdedit import quote
+
+        return quote(word, "win32" if self.windows else "posix")
+
     def python_cmd(self) -> str:
-        py = self.ctx.python
-        return f'"{py}"' if self.windows and " " in py else (py if self.windows else shlex.quote(py))
+        return self.quote(self.ctx.python)
 
     def pip(self, *args: str) -> str:
-        quoted = [a if self.windows and " " not in a else (f'"{a}"' if self.windows else shlex.quote(a)) for a in args]
-        return f"{self.python_cmd()} -m pip install " + " ".join(quoted)
+        return f"{self.python_cmd()} -m pip install " + " ".join(self.quote(a) for a in args)
 
     def reinstall_pins(self, names=()) -> str:
         """The pinned install: the checkout's requirements.txt, else the named packages' pins."""
         if self.checkout:
             folder = str(self.ctx.sd_scripts_dir)
-            cd = f'cd /d "{folder}"' if self.windows else f"cd {shlex.quote(folder)}"
+            cd = f'cd /d "{folder}"' if self.windows else f"cd {self.quote(folder)}"
             return f"{cd}\n{self.python_cmd()} -m pip install -r requirements.txt"
         specs = [self.pin_by_name[n].text if n in self.pin_by_name else n for n in names]
         return self.pip(*specs) if specs else ""

@@ -42,12 +42,13 @@ def checkout(tmp_path: Path) -> Path:
     return folder
 
 
-def run(tmp_path, packages, *args, with_checkout=True, requires=None, script="train_network.py"):
+def run(tmp_path, packages, *args, with_checkout=True, requires=None, script="train_network.py",
+        platform="linux", python="/venv/bin/python"):
     folder = checkout(tmp_path) if with_checkout else tmp_path
-    facts = {"python": {"version": "3.10.11", "platform": "linux"}, "packages": packages,
+    facts = {"python": {"version": "3.10.11", "platform": platform}, "packages": packages,
              "distributions": {}, "requires": requires or {}, "torch": {"cuda_build": "12.4"}, "probe": {"ok": True}}
     launch = parse_command(["accelerate", "launch", str(folder / script), *args])
-    ctx = build_context(python="/venv/bin/python", launch=launch, cwd=tmp_path, env={}, facts=facts)
+    ctx = build_context(python=python, launch=launch, cwd=tmp_path, env={}, facts=facts)
     return list(check_versions(ctx))
 
 
@@ -123,6 +124,14 @@ def test_options_that_need_packages(tmp_path):
     assert by_cause(fs, "versions.optimizer_package_outdated")[0].fix_command.endswith("'bitsandbytes>=0.39.0'")
     fs = run(tmp_path / "c", dict(MATCHING), "--use_8bit_adam")
     assert by_cause(fs, "versions.optional_optimizer_package_missing")
+
+
+def test_windows_commands_quote_what_cmd_exe_would_read_as_a_redirection(tmp_path):
+    python = r"C:\Program Files\Python310\python.exe"
+    fs = run(tmp_path, dict(MATCHING, bitsandbytes="0.38.1"), "--optimizer_type", "PagedAdamW8bit",
+             platform="win32", python=python)
+    (f,) = by_cause(fs, "versions.optimizer_package_outdated")
+    assert f.fix_command == f'"{python}" -m pip install "bitsandbytes>=0.39.0"'
 
 
 def test_numpy2_with_old_opencv(tmp_path):
