@@ -273,6 +273,9 @@ def test_consoles_that_cannot_print_the_marks(cli, tmp_path, encoding):
     (tmp_path / "データ").mkdir()
     data = json.loads(cli("dataset", "データ", "--json", env=env).stdout)  # exact data, as \u escapes
     assert data["dataset"] == "データ"
+    proc = cli("run", "--check-only", "--json", "--offline", "--only", "python", "--",
+               "accelerate", "launch", "データ/train_network.py", env=env)
+    assert json.loads(proc.stdout)["command"]["script"] == "データ/train_network.py"
     for args in (["plugins"], ["errors", "list"], ["history"], ["--help"], []):
         no_crash(cli(*args, env=env))
     lineart_folder(tmp_path / "trainé" / "1_x", n=1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from .common import add_plugin_dir
 
 
@@ -30,8 +28,10 @@ def run(args) -> int:
         rows.append({"name": name, "source": "signatures", "location": "", "checks": [], "error": err})
     broken = any(r["error"] for r in rows)
     if args.json:
-        print(json.dumps({"plugins": rows, "folders": [str(d) for d in plugin_dirs(args.plugin_dir)],
-                          "signature_files": [str(p) for p, _ in sources]}, indent=2))
+        from ..render import print_json
+
+        print_json({"plugins": rows, "folders": [str(d) for d in plugin_dirs(args.plugin_dir)],
+                    "signature_files": [str(p) for p, _ in sources]})
         return 1 if broken else 0
     from ..render import make_console
 

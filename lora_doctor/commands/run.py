@@ -153,11 +153,10 @@ def run(args) -> int:
     if not args.force or args.check_only:
         pre.run()
         if args.json:
-            from ..redact import redact_text
+            from ..render import print_json
             from .env import report_json
 
-            sys.stdout.write(redact_text(json.dumps(report_json(pre.ctx, pre.results, pre.summary), indent=2,
-                                                    ensure_ascii=False, default=str)) + "\n")
+            print_json(report_json(pre.ctx, pre.results, pre.summary))
         else:
             pre.render(f"lora-doctor: checking {launch.script or ' '.join(args.command[:2])} "
                        f"for {pre.ctx.python if pre.ctx else '?'}")
