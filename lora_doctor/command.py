@@ -152,12 +152,15 @@ def flatten_config(data: dict) -> dict[str, object]:
     return flat
 
 
-def config_file_path(value: str, cwd: Path) -> Path:
-    """The file sd-scripts reads for `--config_file value`: `.toml` appended when missing."""
-    if not value.endswith(".toml"):
-        value += ".toml"
+def resolve_path(value: str, cwd: Path) -> Path:
+    """A path the command names: ~ and $VARS expanded, relative ones against the command's working directory."""
     path = Path(os.path.expandvars(os.path.expanduser(value)))
     return path if path.is_absolute() else cwd / path
+
+
+def config_file_path(value: str, cwd: Path) -> Path:
+    """The file sd-scripts reads for `--config_file value`: `.toml` appended when missing."""
+    return resolve_path(value if value.endswith(".toml") else value + ".toml", cwd)
 
 
 def merge_config_file(launch: Launch, cwd: Path) -> None:

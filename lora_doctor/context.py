@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from .command import Launch
+from .command import Launch, resolve_path
 
 
 class Facts:
@@ -113,8 +113,7 @@ class Context:
         value = self.options.get(name)
         if not isinstance(value, str) or not value:
             return None
-        path = Path(os.path.expandvars(os.path.expanduser(value)))
-        return path if path.is_absolute() else self.cwd / path
+        return resolve_path(value, self.cwd)
 
 
 def _venv_python(folder: Path) -> Path | None:

@@ -28,11 +28,6 @@ def looks_like_path(value: str) -> bool:
             or bool(MODEL_SUFFIX_RE.search(value)))
 
 
-def resolve(value: str, cwd: Path) -> Path:
-    path = Path(os.path.expandvars(os.path.expanduser(value)))
-    return path if path.is_absolute() else cwd / path
-
-
 def near_misses(path: Path) -> tuple[Path | None, list[str]]:
     """The nearest existing folder above `path` and names in it that look like what was meant."""
     folder = path.parent

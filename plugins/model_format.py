@@ -39,14 +39,14 @@ def check_model(ctx):
 
 
 def base_model(ctx, value: str):
-    from lora_doctor.model_inspect import (fit_findings, inspect_file, inspect_folder, looks_like_path,
-                                           not_found, resolve)
+    from lora_doctor.command import resolve_path
+    from lora_doctor.model_inspect import fit_findings, inspect_file, inspect_folder, looks_like_path, not_found
 
     value = value.strip()
     if value.lower().startswith(URL_PREFIXES):
         yield url_finding(value)
         return
-    path = resolve(value, ctx.cwd)
+    path = resolve_path(value, ctx.cwd)
     if path.is_file():
         findings, kind = inspect_file(path, ctx)
     elif path.is_dir():
@@ -158,14 +158,14 @@ def online_repo(ctx, repo: str, cached: bool):
 
 def side_file(ctx, option: str, what: str, cause: str):
     """--vae / --network_weights: the file must exist; a readable safetensors should be the right kind."""
-    from lora_doctor.model_inspect import looks_like_path, not_found, resolve
+    from lora_doctor.model_inspect import looks_like_path, not_found
     from lora_doctor.model_kind import classify
     from lora_doctor.safetensors_header import HeaderError, read_header
 
     value = ctx.option(option)
     if not isinstance(value, str) or not value:
         return
-    path = resolve(value, ctx.cwd)
+    path = ctx.path_option(option)
     if path.is_dir():
         return  # a diffusers VAE folder
     if not path.exists():
