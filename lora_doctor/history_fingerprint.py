@@ -11,7 +11,6 @@ import json
 import os
 import re
 import zlib
-from pathlib import Path
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".avif", ".jxl"}
 CAPTION_EXTS = {".txt", ".caption"}
@@ -144,17 +143,6 @@ def unpack_manifest(blob: bytes | None) -> dict[str, list]:
         return {}
 
 
-def hf_hub_cache() -> Path:
-    """The Hugging Face hub cache folder, resolved like huggingface_hub does (without importing it)."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "huggingface" / "hub"
-
-
 def model_identity(model: str | None, cwd: str | None = None) -> dict | None:
     """What the base model is, cheaply: a file's size+mtime, a folder's model_index.json mtime and
     size sum, or a repo id with the cached revision of `main` when the hub cache holds it."""
@@ -180,7 +168,9 @@ def model_identity(model: str | None, cwd: str | None = None) -> dict | None:
         pass
     if REPO_ID_RE.match(model) and not os.path.exists(path):
         revision = None
-        ref = hf_hub_cache() / ("models--" + model.replace("/", "--")) / "refs" / "main"
+        from .hub_repo import hub_cache
+
+        ref = hub_cache(os.environ) / ("models--" + model.replace("/", "--")) / "refs" / "main"
         try:
             revision = ref.read_text(encoding="utf-8").strip()[:40] or None
         except OSError:
