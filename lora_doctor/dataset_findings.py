@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from .buckets import BucketPlan, BucketTable, adjust_min_max, tabulate
 from .dataset_doctor import SHOW, Scan, plural, SubsetScan, corrected_command, listing, names, script_name
+from .dataset_scan import IMAGE_EXTENSIONS
 from .image_scan import PIL_MAX_PIXELS
 from .model import Finding, Severity
 
@@ -36,8 +37,7 @@ def structure(scan: Scan) -> list[Finding]:
                 facts={"image_dir": str(s.image_dir)}))
             continue
         if sub.skipped_files:
-            lower = [f for f in sub.skipped_files if os.path.splitext(f)[1].lower() in
-                     (".png", ".jpg", ".jpeg", ".webp", ".bmp")]
+            lower = [f for f in sub.skipped_files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
             detail = ("sd-scripts matches extensions exactly (.png .jpg .jpeg .webp .bmp or all upper case) and "
                       "never reads .gif/.tif; on Linux and macOS `.Jpg` is not `.jpg`.")
             fix = ("Rename the mixed-case extensions to lower case" if lower else
