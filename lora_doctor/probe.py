@@ -52,7 +52,7 @@ def complete_facts(facts: dict, python: str = "") -> dict:
     return out
 
 
-def _payload(out: str, marker: str):
+def marked_payload(out: str, marker: str):
     """The JSON object printed after the last `marker`, or None (absent), or a ValueError text."""
     _, sep, rest = out.rpartition(marker)
     if not sep:
@@ -95,7 +95,7 @@ def run_probe(python: str, timeout: float = DEFAULT_TIMEOUT, cwd: str | None = N
     if got.error:
         return failed(python, f"cannot run {python}: {got.error}", seconds=seconds)
     out = got.stdout.decode("utf-8", "replace")
-    base = _payload(out, BASE_MARKER)
+    base = marked_payload(out, BASE_MARKER)
     if base is None:
         if got.timed_out:
             return failed(python, f"{python} did not answer within {timeout:g} s", timed_out=True, seconds=seconds)
@@ -106,7 +106,7 @@ def run_probe(python: str, timeout: float = DEFAULT_TIMEOUT, cwd: str | None = N
     if isinstance(base, ValueError):
         return failed(python, f"the probe printed garbage ({base})", seconds=seconds)
     facts = {"python": base.get("python", {}), "packages": base.get("packages", {})}
-    torch = _payload(out, TORCH_MARKER)
+    torch = marked_payload(out, TORCH_MARKER)
     if isinstance(torch, dict):
         facts["torch"] = torch
     elif got.timed_out:
@@ -116,7 +116,7 @@ def run_probe(python: str, timeout: float = DEFAULT_TIMEOUT, cwd: str | None = N
         why = _last_line(got.stderr) or describe_exit(got.returncode)
         facts["torch"] = {"imported": False, "crashed": True,
                           "error": f"import torch crashed the interpreter ({describe_exit(got.returncode)}): {why}"}
-    dists = _payload(out, DISTS_MARKER)
+    dists = marked_payload(out, DISTS_MARKER)
     if isinstance(dists, dict):  # the same shape lora_doctor.target_packages.query answers
         facts["distributions"] = dict(dists.get("dists") or {})
         facts["requires"] = dict(dists.get("requires") or {})

@@ -4,13 +4,11 @@ that crashed the interpreter): the probe script again, without torch; nothing im
 
 from __future__ import annotations
 
-import json
 import threading
 
 from .subproc import run_bounded
 
 TIMEOUT = 20.0
-MARKER = "@@LORA_DOCTOR_DISTS@@"  # probe_target.DISTS_MARKER
 WITH_REQUIRES = ("torch", "torchvision", "xformers", "transformers", "diffusers", "accelerate", "huggingface-hub",
                  "tokenizers", "safetensors", "bitsandbytes", "opencv-python", "lycoris-lora", "open-clip-torch")
 
@@ -25,21 +23,21 @@ def query(python: str, timeout: float | None = None) -> dict:
     with _lock:
         if python in _cache:
             return _cache[python]
-        from .probe import probe_script_path
+        from .probe import DISTS_MARKER, marked_payload, probe_script_path
 
         got = run_bounded([python, probe_script_path(), "--no-torch", *WITH_REQUIRES],
                           TIMEOUT if timeout is None else timeout)
-        out = got.stdout.decode("utf-8", "replace")
-        _, sep, payload = out.rpartition(MARKER)
+        data = marked_payload(got.stdout.decode("utf-8", "replace"), DISTS_MARKER)
         result = {"dists": {}, "requires": {}, "error": ""}
-        if got.error or got.timed_out or not sep:
+        if got.error or got.timed_out or data is None:
             result["error"] = got.error or ("no answer within the time limit" if got.timed_out else
                                             (got.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1])
         else:
             try:
-                data = json.loads(payload.strip().splitlines()[0])
+                if isinstance(data, ValueError):
+                    raise data
                 result.update(dists=dict(data.get("dists", {})), requires=dict(data.get("requires", {})))
-            except (ValueError, IndexError, AttributeError) as exc:
+            except (TypeError, ValueError) as exc:
                 result["error"] = f"unreadable answer ({exc})"
         _cache[python] = result
         return result
