@@ -8,7 +8,6 @@ error and nothing was launched, 127/126 when the command cannot be started, 2 fo
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -57,8 +56,9 @@ def log_path_for(args, launch, cwd: Path) -> Path:
     bases = []
     out = launch.options.get("output_dir") if launch else None
     if isinstance(out, str) and out:
-        base = Path(os.path.expanduser(out))
-        bases.append((base if base.is_absolute() else cwd / base) / "lora-doctor")
+        from ..command import resolve_path
+
+        bases.append(resolve_path(out, cwd) / "lora-doctor")
     from platformdirs import user_state_dir
 
     bases.append(Path(user_state_dir("lora-doctor", appauthor=False)) / "runs")
