@@ -20,12 +20,11 @@ class HeaderError(Exception):
 
 @dataclass
 class Header:
-    """What the header says: tensor name -> (dtype, shape), the `__metadata__` dict, sizes."""
+    """What the header says: tensor name -> (dtype, shape), the `__metadata__` dict, the file's size."""
 
     tensors: dict[str, tuple[str, tuple[int, ...]]]
     metadata: dict[str, str] = field(default_factory=dict)
     file_size: int = 0
-    data_size: int = 0  # bytes the tensors occupy according to the header
 
     def shape(self, key: str) -> tuple[int, ...] | None:
         entry = self.tensors.get(key)
@@ -84,7 +83,7 @@ def read_header(path: str | os.PathLike) -> Header:
     for name, info in doc.items():
         try:
             dtype, shape = info["dtype"], tuple(int(d) for d in info["shape"])
-            begin, stop = (int(x) for x in info["data_offsets"])
+            _begin, stop = (int(x) for x in info["data_offsets"])
         except (TypeError, KeyError, ValueError):
             raise HeaderError(f"the entry for tensor {name!r} is malformed (corrupt file)") from None
         tensors[name] = (dtype, shape)
@@ -93,4 +92,4 @@ def read_header(path: str | os.PathLike) -> Header:
     if end > available:
         raise HeaderError(f"truncated: the tensors need {end:,} bytes after the header but only {available:,} "
                           f"are there ({size:,} of {8 + length + end:,} bytes; an interrupted download?)")
-    return Header(tensors, metadata if isinstance(metadata, dict) else {}, size, end)
+    return Header(tensors, metadata if isinstance(metadata, dict) else {}, size)
