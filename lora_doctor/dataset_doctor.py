@@ -207,7 +207,3 @@ def corrected_command(ctx, add: tuple[str, ...] = (), set_: dict[str, str] | Non
 
 def standalone(ctx) -> bool:
     return ctx.launch is not None and ctx.launch.launcher == STANDALONE
-
-
-def script_name(ctx) -> str:
-    return ctx.launch.script_name if ctx.launch and ctx.launch.script else ""

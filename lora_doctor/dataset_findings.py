@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 
 from .buckets import BucketPlan, BucketTable, adjust_min_max, tabulate
-from .dataset_doctor import SHOW, Scan, plural, SubsetScan, corrected_command, listing, names, script_name
+from .dataset_doctor import SHOW, Scan, plural, SubsetScan, corrected_command, listing, names
 from .dataset_scan import IMAGE_EXTENSIONS
 from .image_scan import PIL_MAX_PIXELS
 from .model import Finding, Severity
@@ -152,11 +152,11 @@ def bucket_settings(ctx, settings, out: list[Finding]) -> tuple[int, int] | None
     if not settings.enable_bucket:
         return None  # sd-scripts sets bucket_reso_steps to None then: no divisibility assert
     steps = settings.bucket_reso_steps
-    divisor = STEPS_DIVISOR.get(script_name(ctx))
+    divisor = STEPS_DIVISOR.get(ctx.script_name)
     if steps <= 0 or (divisor and steps % divisor):
         good = divisor or 64
         out.append(Finding(Severity.ERROR, f"--bucket_reso_steps={steps} must be divisible by {good} for "
-                                           f"{script_name(ctx) or 'this script'}",
+                                           f"{ctx.script_name or 'this script'}",
                            detail=f"sd-scripts stops with `bucket_reso_steps is {steps}. it must be divisible by {good}.`",
                            fix=f"Use --bucket_reso_steps={good}.",
                            fix_command=corrected_command(ctx, set_={"bucket_reso_steps": str(good)}),

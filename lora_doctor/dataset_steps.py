@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset_doctor import Scan, corrected_command, script_name, standalone
+from .dataset_doctor import Scan, corrected_command, standalone
 from .dataset_findings import bucket_settings, dataset_table, plan_for
 from .dataset_scan import OptionError, opt_flag, opt_int
 from .model import Finding, Severity
@@ -100,7 +100,7 @@ def _saves(ctx, steps: Steps) -> tuple[int, int, int, int]:
 def lora_bytes(ctx) -> tuple[float, float]:
     """(saved LoRA file, one saved state) in bytes, estimated from the script, dim, precision, optimizer."""
     options = ctx.options
-    kind = "sdxl" if "sdxl" in script_name(ctx) else "sd"
+    kind = "sdxl" if "sdxl" in ctx.script_name else "sd"
     dim = opt_int(options, "network_dim", 4) or 4
     params = PARAMS_PER_RANK[kind] * dim
     precision = str(options.get("save_precision") or "float")
