@@ -27,6 +27,7 @@ class PostMortem:
     facts: dict | None = None
     exit: ExitCause | None = None
     notable: dict = field(default_factory=dict)  # NOTABLE name -> first matching line
+    command_from_log: bool = False  # the launch was read from the log: its paths may be another machine's
 
     @property
     def options(self) -> dict:
@@ -148,7 +149,7 @@ def _diagnose(stream, *, launch=None, facts=None, exit_code=None, plugin_dirs=()
             from .logcommand import command_from_line
 
             launch = from_log = command_from_line(notable["launch_command"])
-        post = PostMortem(parsed, launch, facts, exit_, notable)
+        post = PostMortem(parsed, launch, facts, exit_, notable, command_from_log=from_log is not None)
         matches = match_all(db, parsed, scanner, post, guard)
         code = _code_diagnoses(host, parsed.root, post) if host is not None else ([], [])
     report = DiagnosisReport(diagnoses=_rank(matches, code[0]), failures=parsed.ordered_failures(), exit=exit_,
@@ -162,7 +163,7 @@ def _diagnose(stream, *, launch=None, facts=None, exit_code=None, plugin_dirs=()
 
 
 def _uses(sig: Signature, pattern: str) -> bool:
-    rxs = [sig.message, sig.frame, sig.frame_when_shown, *sig.log_all, *sig.log_any, *sig.log_none]
+    rxs = [rx for f in sig.forms for rx in (f.message, f.frame, f.frame_when_shown, *f.log_all, *f.log_any, *f.log_none)]
     return any(rx is not None and rx.pattern == pattern for rx in rxs)
 
 
@@ -183,6 +184,7 @@ class Match:
     evidence: list[str]
     on_root: bool
     post: PostMortem
+    specificity: float = 0.0  # of the form that matched
 
     @property
     def diagnosis(self) -> Diagnosis:
@@ -214,7 +216,16 @@ def _candidates(parsed: ParsedLog) -> list[tuple[Failure, bool]]:
 
 
 def match_signature(sig: Signature, parsed: ParsedLog, scanner: LineScanner, post: PostMortem, guard) -> Match | None:
-    """Does the signature hold for this log? Returns the match with its evidence, or None."""
+    """Does the signature (one of its forms) hold for this log? Returns the match with its evidence, or None."""
+    for form in sig.forms:
+        m = _match_form(form, parsed, scanner, post, guard)
+        if m is not None:
+            m.sig, m.specificity = sig, form.specificity
+            return m
+    return None
+
+
+def _match_form(sig: Signature, parsed: ParsedLog, scanner: LineScanner, post: PostMortem, guard) -> Match | None:
     groups: dict = {}
     evidence: list[str] = []
     if sig.exit_code:
@@ -324,7 +335,7 @@ def match_all(db: Database, parsed: ParsedLog, scanner: LineScanner, post: PostM
 
 
 def _confidence(m: Match) -> float:
-    conf = 0.55 + 0.07 * m.sig.specificity
+    conf = 0.55 + 0.07 * m.specificity
     if not m.on_root:
         conf -= 0.25
     return max(0.05, min(0.97, conf))
@@ -345,7 +356,7 @@ def to_diagnosis(m: Match, post: PostMortem) -> Diagnosis:
 
 def _rank(matches: list[Match], code: list[tuple[Diagnosis, int]]) -> list[Diagnosis]:
     """Priority, then specificity (confidence); one entry per id (code results merge into it)."""
-    post_sorted = sorted(matches, key=lambda m: (m.sig.priority, m.on_root, m.sig.specificity), reverse=True)
+    post_sorted = sorted(matches, key=lambda m: (m.sig.priority, m.on_root, m.specificity), reverse=True)
     ranked: list[tuple[tuple, Diagnosis]] = []
     by_id: dict[str, int] = {}
     for m in post_sorted:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import signal as _signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 try:  # Python 3.11+
     import tomllib
@@ -22,7 +22,9 @@ SEVERITIES = {"error": "error", "warn": "warn", "warning": "warn", "info": "info
 TOP_KEYS = {"signature"}
 SIG_KEYS = {"id", "title", "severity", "priority", "match", "why", "fix", "refs", "edit", "examples",
             "counter_examples"}
-MATCH_KEYS = {"exception", "message", "log_all", "log_any", "log_none", "frame", "frame_when_shown", "exit_code"}
+MATCH_KEYS = {"exception", "message", "log_all", "log_any", "log_none", "frame", "frame_when_shown", "exit_code",
+              "also"}
+ALSO_KEYS = {"exception", "message", "frame", "frame_when_shown", "exit_code"}  # another printed form of the cause
 EDIT_KEYS = {"add", "remove", "set"}
 EXAMPLE_KEYS = {"log", "command", "exit_code", "source", "note"}
 DEFAULT_PRIORITY = 50
@@ -71,6 +73,11 @@ class Signature:
     line: int | None = None
     plugin: str = ""
     raw: dict = field(default_factory=dict)
+    also: tuple[Signature, ...] = ()  # other forms of the same cause ([[signature.match.also]]), tried in order
+
+    @property
+    def forms(self) -> tuple[Signature, ...]:
+        return (self, *self.also)
 
     @property
     def needs_failure(self) -> bool:
@@ -300,13 +307,43 @@ def _build(t, file: str, text: str, start, end, plugin: str, strict: bool = True
     if not examples["examples"] and sig_id:
         err("examples" if "examples" in t else None, "no [[signature.examples]]: add a real log excerpt "
             "that must match", fatal=False)
-    if any(p.fatal for p in problems) or compiled is None:
+    also = _compile_also(match.get("also", []) if isinstance(match, dict) else [], err, plugin, strict)
+    if any(p.fatal for p in problems) or compiled is None or also is None:
         return None, problems
     sig = Signature(id=sig_id, title=title.strip(), severity=SEVERITIES[severity], priority=priority,
                     why=(t.get("why") or "").strip(), fix=fields.get("fix", []), refs=fields.get("refs", []),
                     edit=edit, examples=examples["examples"], counter_examples=examples["counter_examples"],
                     file=file, line=start, plugin=plugin, raw=t, **compiled)
+    bare = {"exception": (), "message": None, "frame": None, "frame_when_shown": None, "log_all": (), "log_any": (),
+            "log_none": (), "exit_code": ()}
+    sig.also = tuple(replace(sig, **{**bare, **form}) for form in also)
     return sig, problems
+
+
+def _compile_also(tables, err, plugin: str, strict: bool) -> list[dict] | None:
+    """`[[signature.match.also]]`: another way the same cause is printed (an older wording, another
+    exception raised for it). Each form names the failure (exception/message/frame/exit_code); the
+    log conditions stay with the main form. None when one does not compile."""
+    if isinstance(tables, dict):
+        tables = [tables]
+    if not isinstance(tables, list) or not all(isinstance(x, dict) for x in tables):
+        err("match", "match.also must be [[signature.match.also]] tables")
+        return None
+    out = []
+    for form in tables:
+        bad = sorted(set(form) - ALSO_KEYS)
+        if bad:
+            err("match", f"match.also: unknown key(s) {', '.join(bad)} (a form takes: {', '.join(sorted(ALSO_KEYS))})")
+            return None
+        compiled = _compile_match(form, err, trusted=plugin.startswith(BUILTIN_PREFIX),
+                                  check=strict or not plugin.startswith(BUILTIN_PREFIX))
+        if compiled is None:
+            return None
+        if not (compiled.get("exception") or compiled.get("message")):
+            err("match", "each match.also form needs an exception or a message")
+            return None
+        out.append(compiled)
+    return out
 
 
 HOISTED = {"title", "severity", "priority", "why", "fix", "refs"}
@@ -316,10 +353,8 @@ def _hoist(t: dict, err) -> dict:
     """In TOML, `why = …` written after `[signature.match]` (as the README's layout invites) lands
     inside the match (or edit) table: read such keys as the signature's own."""
     t = dict(t)
-    for table in ("match", "edit"):
-        sub = t.get(table)
-        if not isinstance(sub, dict):
-            continue
+
+    def lift(sub: dict, table: str) -> dict:
         sub = dict(sub)
         for key in [k for k in sub if k in HOISTED]:
             if key in t:
@@ -327,7 +362,14 @@ def _hoist(t: dict, err) -> dict:
             else:
                 t[key] = sub[key]
             del sub[key]
-        t[table] = sub
+        return sub
+
+    for table in ("match", "edit"):
+        if isinstance(t.get(table), dict):
+            t[table] = lift(t[table], table)
+    also = t.get("match", {}).get("also") if isinstance(t.get("match"), dict) else None
+    if isinstance(also, list) and also and isinstance(also[-1], dict):
+        t["match"]["also"] = [*also[:-1], lift(also[-1], "match.also")]  # keys below the last form land in it
     return t
 
 
