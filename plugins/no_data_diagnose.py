@@ -106,8 +106,8 @@ def _reg_dir_missing(context) -> Diagnosis | None:
     if not isinstance(value, str) or not value or not _saw(context, NO_REG):
         return None
     folder = Path(os.path.expanduser(value))
-    if folder.is_dir():
-        return None
+    if folder.is_dir() or getattr(context, "command_from_log", False):
+        return None  # a pasted log's folder may exist on the machine that trained; the signature judges
     return Diagnosis(signature_id="dataset.reg_data_dir_not_found",
                      title="The regularization folder does not exist; training ran without it",
                      confidence=0.9, evidence=[f"--reg_data_dir: {folder} does not exist", NO_REG],
@@ -142,6 +142,11 @@ def lora_doctor_diagnose(failure, context):
         return [reg] if reg else []
     folder = Path(os.path.expanduser(value))
     found = classify(folder)
+    if found and found[0] == "dataset.train_data_dir_not_found" and getattr(context, "command_from_log", False):
+        # A pasted log's folder missing here says nothing about the machine that trained; its name still does.
+        if not _REPEATS.match(folder.name):
+            return []
+        found = ("dataset.train_data_dir_not_parent", f"{folder.name} is named like an image folder (<repeats>_<name>)")
     if found is None:
         return []
     cause, seen = found
