@@ -1,5 +1,6 @@
-"""The config keys the target's accelerate accepts, read from its source with `ast` (never imported:
-importing accelerate imports torch). accelerate rejects keys that are not fields of its config dataclass."""
+"""accelerate's config: the file `accelerate launch` reads, and the keys the target's accelerate accepts,
+read from its source with `ast` (never imported: importing accelerate imports torch). accelerate rejects
+keys that are not fields of its config dataclass."""
 
 from __future__ import annotations
 
@@ -14,6 +15,19 @@ FIND = ("import importlib.util as u, sys; s = u.find_spec('accelerate'); "
         f"sys.stdout.write('{MARKER}' + ((s.origin or '') if s else ''))")
 # Keys accelerate converts before comparing (legacy spellings it still reads).
 LEGACY = {"fp16", "dynamo_backend"}
+
+
+def config_file(ctx) -> tuple[Path, bool]:
+    """(the config file `accelerate launch` reads, whether the command named it with --config_file):
+    its --config_file, else <HF_HOME>/accelerate/default_config.yaml."""
+    from .command import resolve_path
+    from .hf_auth import hf_paths
+
+    launch = ctx.launch
+    explicit = launch.launcher_option("--config_file") if launch and launch.launcher == "accelerate" else None
+    if explicit:
+        return resolve_path(explicit, ctx.cwd), True
+    return hf_paths(ctx.env).hf_home / "accelerate" / "default_config.yaml", False
 
 
 @lru_cache(maxsize=8)

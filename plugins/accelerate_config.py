@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from lora_doctor.hookspecs import hookimpl
@@ -11,17 +10,6 @@ from lora_doctor.model import Check, Finding, Severity
 MULTI = {"MULTI_GPU", "MULTI_XPU", "MULTI_NPU", "MULTI_MLU", "MULTI_SDAA", "MULTI_MUSA", "MULTI_HPU",
          "DEEPSPEED", "FSDP", "MEGATRON_LM"}
 DEFAULT_CMD = "accelerate config default"
-
-
-def config_path(ctx) -> tuple[Path, bool]:
-    """(the file accelerate launch reads, whether it was named with --config_file)."""
-    from lora_doctor.hf_auth import hf_paths
-
-    explicit = ctx.launch.launcher_option("--config_file") if ctx.launch and ctx.launch.launcher == "accelerate" else None
-    if explicit:
-        path = Path(os.path.expanduser(explicit))
-        return (path if path.is_absolute() else ctx.cwd / path), True
-    return hf_paths(ctx.env).hf_home / "accelerate" / "default_config.yaml", False
 
 
 def launcher_value(ctx, name: str):
@@ -39,7 +27,9 @@ def check_accelerate_config(ctx):
         yield Finding(Severity.OK, f"launched with {ctx.launch.launcher}, not `accelerate launch`: "
                       "accelerate's config file is not used")
         return
-    path, explicit = config_path(ctx)
+    from lora_doctor.accelerate_keys import config_file
+
+    path, explicit = config_file(ctx)
     if not path.exists():
         if explicit:
             yield Finding(Severity.ERROR, f"accelerate --config_file {path} does not exist",

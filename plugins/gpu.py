@@ -6,10 +6,8 @@ Three checks: `gpu.cuda` (torch's build, CUDA, each device), `gpu.precision` (th
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-from pathlib import Path
 
 from lora_doctor.hookspecs import hookimpl
 from lora_doctor.model import Check, Finding, Severity
@@ -222,21 +220,6 @@ def check_cuda(ctx):
 
 
 # -- gpu.precision --------------------------------------------------------------------------
-def accelerate_config_path(ctx) -> Path:
-    """accelerate's config file: `--config_file`, else <HF_HOME>/accelerate/default_config.yaml."""
-    explicit = ctx.launch.launcher_option("--config_file") if ctx.launch else None
-    if explicit:
-        path = Path(os.path.expanduser(explicit))
-        return path if path.is_absolute() else ctx.cwd / path
-    env = ctx.env
-    home = env.get("HF_HOME")
-    if not home:
-        cache = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or env.get("USERPROFILE") or
-                                                          os.path.expanduser("~"), ".cache")
-        home = os.path.join(cache, "huggingface")
-    return Path(home) / "accelerate" / "default_config.yaml"
-
-
 def accelerate_mixed_precision(ctx) -> tuple[str | None, str]:
     """What accelerate itself asks for (launcher flag, env, config file) and where it came from."""
     launch = ctx.launch
@@ -248,7 +231,9 @@ def accelerate_mixed_precision(ctx) -> tuple[str | None, str]:
     if env_value:
         return env_value, "ACCELERATE_MIXED_PRECISION"
     if launch is not None and launch.launcher == "accelerate":
-        path = accelerate_config_path(ctx)
+        from lora_doctor.accelerate_keys import config_file
+
+        path, _ = config_file(ctx)
         try:
             text = path.read_text("utf-8", "replace")
         except OSError:
