@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .command import Launch, resolve_path
+from .probe import DEFAULT_TIMEOUT as PROBE_TIMEOUT
 
 
 class Facts:
@@ -221,7 +222,7 @@ def launcher_found(launch: Launch | None, cwd: Path, env: Mapping[str, str]) -> 
 
 def build_context(*, python: str | None = None, launch: Launch | None = None, sd_scripts: str | None = None,
                   model: str | None = None, offline: bool = False, verbose: bool = False,
-                  options: Mapping[str, object] | None = None, probe_timeout: float = 60.0,
+                  options: Mapping[str, object] | None = None, probe_timeout: float = PROBE_TIMEOUT,
                   cwd: Path | None = None, env: Mapping[str, str] | None = None,
                   facts: dict | None = None) -> Context:
     """Build the Context and start the probe in the background."""

@@ -12,10 +12,7 @@ import signal as _signal
 import threading
 from dataclasses import dataclass, field, replace
 
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from .tomlcompat import TOMLDecodeError, loads
 
 ID_RE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+$")
 SEVERITIES = {"error": "error", "warn": "warn", "warning": "warn", "info": "info"}
@@ -174,8 +171,8 @@ def load_file(path, plugin: str = "", *, strict: bool = True) -> tuple[list[Sign
     except UnicodeDecodeError as exc:
         return [], [SignatureError(name, None, f"not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8")]
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = loads(text)
+    except TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         return [], [SignatureError(name, int(m.group(1)) if m else None, f"not valid TOML: {exc}")]
     errors: list[SignatureError] = []

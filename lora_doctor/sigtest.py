@@ -59,11 +59,11 @@ def check(db: Database, only: set[str] | None = None) -> list[Problem]:
                 if own is None:
                     problems.append(Problem(sig.where, f"{sig.id}: example {i} does not match ({_why_not(sig, ex)})"))
                     continue
-                rank = (sig.priority, own.on_root, sig.specificity)
+                rank = (sig.priority, own.on_root, own.specificity)
                 for m in matches:
                     if m.sig is sig:
                         continue
-                    other = (m.sig.priority, m.on_root, m.sig.specificity)
+                    other = (m.sig.priority, m.on_root, m.specificity)
                     if other == rank:
                         problems.append(Problem(sig.where, f"{sig.id}: example {i} is also claimed by {m.sig.id} "
                                                 f"({m.sig.where}) with equal rank; raise one's priority or make "

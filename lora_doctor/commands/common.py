@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..cli import LAUNCHERS, UsageError
+from ..probe import DEFAULT_TIMEOUT as PROBE_TIMEOUT
 
 
 def plugin_folder(value: str) -> str:
@@ -83,7 +84,7 @@ def add_check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="+", default=[], metavar="ID",
                    help="run only these checks: ids or families, e.g. gpu hf.token (see `lora-doctor plugins`)")
     p.add_argument("--skip", nargs="+", default=[], metavar="ID", help="skip these checks (ids or families)")
-    p.add_argument("--probe-timeout", type=seconds, default=60.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument("--probe-timeout", type=seconds, default=PROBE_TIMEOUT, metavar="S", help=argparse.SUPPRESS)
     add_plugin_dir(p)
 
 
