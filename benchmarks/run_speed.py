@@ -129,6 +129,8 @@ def main() -> None:
     p.add_argument("--only", choices=("startup", "throughput", "cpu"), action="append")
     args = p.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    history = tempfile.mkdtemp(prefix="lora-doctor-bench-")
+    os.environ["LORA_DOCTOR_HOME"] = history  # the benchmark's runs stay out of the user's history
     parts = args.only or ["startup", "throughput", "cpu"]
     if "startup" in parts:
         startup(max(5, args.repeat))
@@ -136,6 +138,7 @@ def main() -> None:
         throughput(args.mb, args.repeat)
     if "cpu" in parts:
         cpu_share(args.cpu_seconds, args.repeat)
+    shutil.rmtree(history, ignore_errors=True)
 
 
 if __name__ == "__main__":
