@@ -13,6 +13,21 @@ import pytest
 from run_helpers import PtySession, alive, child, kill_quietly, wait_for_file, wrapper_argv
 
 
+def _wrap_child_that_leaves_a_process(script, env, tmp_path, timeout=30):
+    """Run a child that leaves a process behind (its pid in a file) through the wrapper; always
+    kill that process afterwards. Returns (exit code, stdout, stderr, seconds)."""
+    pid_file = tmp_path / "pid"
+    started = time.monotonic()
+    proc = subprocess.Popen(wrapper_argv([sys.executable, child(script), str(pid_file)], log=tmp_path / "w.log"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err, time.monotonic() - started
+    finally:
+        proc.kill()
+        kill_quietly(int(wait_for_file(pid_file)))
+
+
 def test_stdin_reaches_the_child(isolated_env, tmp_path):
     proc = subprocess.run(wrapper_argv([sys.executable, child("stdin_line.py")], log=tmp_path / "i.log"),
                           input=b"yes please\n", capture_output=True, env=isolated_env, timeout=60)
@@ -48,19 +63,10 @@ def test_child_closing_its_output_early(isolated_env, tmp_path):
 def test_daemon_holding_the_pipe_open_does_not_hang_the_run(isolated_env, tmp_path):
     """A grandchild in a session of its own is out of reach of the group clean-up; once the
     child's group is gone and the pipe is quiet, the run ends anyway."""
-    pid_file = tmp_path / "pid"
-    started = time.monotonic()
-    proc = subprocess.Popen(wrapper_argv([sys.executable, child("escaped_grandchild.py"), str(pid_file)],
-                                         log=tmp_path / "g.log"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=isolated_env)
-    try:
-        out, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err
-        assert out == b"parent done\n"
-        assert time.monotonic() - started < 10
-    finally:
-        proc.kill()
-        kill_quietly(int(wait_for_file(pid_file)))
+    code, out, err, seconds = _wrap_child_that_leaves_a_process("escaped_grandchild.py", isolated_env, tmp_path)
+    assert code == 0, err
+    assert out == b"parent done\n"
+    assert seconds < 10
 
 
 def test_terminal_resize_reaches_the_pty_child(isolated_env, tmp_path):
@@ -125,16 +131,7 @@ def test_a_bug_in_the_watching_never_costs_the_output(tmp_path):
 
 
 def test_a_zombie_left_in_the_group_does_not_delay_the_end(isolated_env, tmp_path):
-    pid_file = tmp_path / "pid"
-    started = time.monotonic()
-    proc = subprocess.Popen(wrapper_argv([sys.executable, child("zombie_in_group.py"), str(pid_file)],
-                                         log=tmp_path / "z.log"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=isolated_env)
-    try:
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        assert out == b"left a zombie behind\n"
-        assert time.monotonic() - started < 5  # not the 2 + 3 + 3 s of waiting for a group that is gone
-    finally:
-        proc.kill()
-        kill_quietly(int(wait_for_file(pid_file)))
+    code, out, err, seconds = _wrap_child_that_leaves_a_process("zombie_in_group.py", isolated_env, tmp_path)
+    assert code == 0, err
+    assert out == b"left a zombie behind\n"
+    assert seconds < 5  # not the 2 + 3 + 3 s of waiting for a group that is gone
