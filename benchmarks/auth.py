@@ -44,7 +44,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from hub_server import HubServer
-    from lora_doctor import hf_auth, history_scan
+    from lora_doctor.hub import token as hf_auth
+    from lora_doctor.hub import shell_history as history_scan
     from lora_doctor.context import build_context
     from lora_doctor.plugins.credentials import check_credentials
     from lora_doctor.plugins.hf_token import check_token

@@ -59,7 +59,7 @@ def make_huge(folder: Path) -> None:
 CHILD = r"""
 import json, resource, sys, time
 from lora_doctor.testing import make_context
-from lora_doctor.dataset_doctor import scan
+from lora_doctor.dataset.scan import scan
 ctx = make_context(["accelerate", "launch", "train_network.py", "--train_data_dir=" + sys.argv[1],
                     "--resolution=512", "--enable_bucket", "--caption_extension=.txt"])
 t = time.perf_counter(); s = scan(ctx); dt = time.perf_counter() - t

@@ -73,7 +73,7 @@ if mode == "baseline":
             n += 1
     result = {"lines": n}
 else:
-    from lora_doctor.match import diagnose_file
+    from lora_doctor.diagnose.match import diagnose_file
     report = diagnose_file(path)
     result = {"top": report.diagnoses[0].signature_id if report.diagnoses else None,
               "root": report.root.exception if report.root else None, "lines": report.log.lines}
@@ -85,13 +85,13 @@ print(json.dumps(result))
 DB_CHILD = r"""
 import json, time
 t0 = time.perf_counter()
-from lora_doctor.signatures import builtin_sources, load_database
+from lora_doctor.diagnose.signatures import builtin_sources, load_database
 t1 = time.perf_counter()
 db = load_database(builtin_sources())
 t2 = time.perf_counter()
-from lora_doctor.pluginmanager import PluginHost
+from lora_doctor.host.pluginmanager import PluginHost
 host = PluginHost([], entry_points=False)
-from lora_doctor.match import load_signatures
+from lora_doctor.diagnose.match import load_signatures
 t3 = time.perf_counter()
 load_signatures(host)
 t4 = time.perf_counter()

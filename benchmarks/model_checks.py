@@ -50,13 +50,13 @@ def sparse_sdxl(path: Path) -> None:
 def main() -> None:
     from safetensors import safe_open
 
-    from lora_doctor import hub_repo
-    from lora_doctor.command import parse_command
+    from lora_doctor.hub import repo as hub_repo
+    from lora_doctor.launch.command import parse_command
     from lora_doctor.context import build_context
     from lora_doctor.plugins.accelerate_config import check_accelerate_config
     from lora_doctor.plugins.model_format import check_model
     from lora_doctor.plugins.versions import check_versions
-    from lora_doctor.safetensors_header import read_header
+    from lora_doctor.checkpoint.safetensors_header import read_header
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -16,8 +16,8 @@ CORPUS = ROOT / "tests" / "data" / "corpus"
 
 def main() -> None:
     t0 = time.perf_counter()
-    from lora_doctor.match import diagnose_text, load_signatures
-    from lora_doctor.signatures import builtin_sources, load_database
+    from lora_doctor.diagnose.match import diagnose_text, load_signatures
+    from lora_doctor.diagnose.signatures import builtin_sources, load_database
     t_import = time.perf_counter() - t0
 
     loads = []
@@ -47,8 +47,8 @@ def scan_cost(db, megabytes: int = 48) -> None:
     """What the database's line regexes add to parsing a big log (progress bars, blank lines, records)."""
     import tempfile
 
-    from lora_doctor.logparse import parse_stream
-    from lora_doctor.signatures import LineScanner, RegexGuard
+    from lora_doctor.diagnose.logparse import parse_stream
+    from lora_doctor.diagnose.signatures import LineScanner, RegexGuard
 
     bar = "steps:  50%|#####     | 1/2 [00:02<00:02,  2.16s/it, avr_loss=0.119]\r" * 20 + "\n"
     record = "                    INFO     epoch is incremented. current_epoch: 0, epoch: 1      train_util.py:784\n"

@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # `hookimpl` is resolved lazily so `lora-doctor --version` does not import pluggy.
     if name == "hookimpl":
-        from .hookspecs import hookimpl
+        from lora_doctor.hookspecs import hookimpl
 
         return hookimpl
     raise AttributeError(name)

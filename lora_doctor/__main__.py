@@ -1,4 +1,4 @@
 """`python -m lora_doctor`: the same as the `lora-doctor` command."""
-from .cli import main
+from lora_doctor.cli import main
 
 raise SystemExit(main())

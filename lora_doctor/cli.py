@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from . import __version__
+from lora_doctor import __version__
 
 # subcommand -> module in lora_doctor.commands (each has add_parser(subparsers) and run(args) -> int)
 COMMANDS = ("env", "run", "diagnose", "dataset", "errors", "plugins", "history", "diff")
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv in (["--version"], ["-V"]):  # answered before anything else is imported
         print(f"lora-doctor {__version__}")
         return 0
-    from .textout import degrade_unencodable
+    from lora_doctor.output.textout import degrade_unencodable
 
     degrade_unencodable(sys.stdout, sys.stderr)
     if argv in ([], ["help"]):

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from .command import Launch, resolve_path
-from .probe import DEFAULT_TIMEOUT as PROBE_TIMEOUT
+from lora_doctor.launch.command import Launch, resolve_path
+from lora_doctor.target.probe import DEFAULT_TIMEOUT as PROBE_TIMEOUT
 
 
 class Facts:
@@ -29,7 +29,7 @@ class Facts:
         self._done = threading.Event()
         self._ready_at = 0.0
         if preset is not None:
-            from .probe import complete_facts
+            from lora_doctor.target.probe import complete_facts
 
             self._value = complete_facts(preset, python)
             self._ready_at = time.monotonic()
@@ -40,7 +40,7 @@ class Facts:
         self._thread.start()
 
     def _run(self, timeout: float, cwd: str | None, env) -> None:
-        from .probe import failed, run_probe
+        from lora_doctor.target.probe import failed, run_probe
 
         try:
             self._value = run_probe(self.python, timeout, cwd, None if env is None else dict(env))

@@ -41,7 +41,7 @@ def lora_doctor_diagnose(failure, context) -> list | None:
 
     ``failure`` is a ``lora_doctor.model.Failure`` (the root failure of the log), or None
     when the log holds no exception (a NaN loss, a process killed without a traceback);
-    ``context`` is a ``lora_doctor.match.PostMortem`` (the whole parsed log, the parsed
+    ``context`` is a ``lora_doctor.diagnose.match.PostMortem`` (the whole parsed log, the parsed
     command and probed facts when known). Return a list of ``Diagnosis`` or None. Called for
     every diagnosis; results are ranked with the signature matches.  Since 0.1.
     """

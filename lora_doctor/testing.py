@@ -19,8 +19,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from .context import Context, build_context
-from .model import Check, Finding
+from lora_doctor.context import Context, build_context
+from lora_doctor.model import Check, Finding
 
 GIB = 1024 ** 3
 
@@ -62,7 +62,7 @@ def fake_facts(*, python: str = "3.10.11", platform: str = "linux", executable: 
 def make_context(command: str | list[str] | None = None, *, facts: dict | None = None, **kwargs) -> Context:
     """A Context for `command` (a string is split like a POSIX shell would); facts default to
     `fake_facts()`, so no probe runs. Other keywords go to `build_context`."""
-    from .command import parse_command
+    from lora_doctor.launch.command import parse_command
 
     launch = None
     if command is not None:
@@ -86,7 +86,7 @@ def run_check(check_or_plugin, check_id: str | None = None, ctx: Context | None 
     Pass a Check, or a plugin plus the id of one of its checks. A check that does not apply to
     `ctx` (e.g. needs a command) returns [].
     """
-    from .doctor import run_checks
+    from lora_doctor.host.doctor import run_checks
 
     if isinstance(check_or_plugin, Check):
         check = check_or_plugin
@@ -105,8 +105,8 @@ def diagnose_log(text: str, *, signature_dirs=(), command: str | list[str] | Non
                  facts: dict | None = None, exit_code: int | None = None) -> list:
     """Diagnose a log with the builtin database plus the `.toml` signatures in `signature_dirs`;
     returns the ranked `Diagnosis` list (best first), as `lora-doctor diagnose` would."""
-    from .command import parse_command
-    from .match import diagnose_text
+    from lora_doctor.launch.command import parse_command
+    from lora_doctor.diagnose.match import diagnose_text
 
     launch = None
     if command is not None:

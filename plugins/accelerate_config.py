@@ -27,7 +27,7 @@ def check_accelerate_config(ctx):
         yield Finding(Severity.OK, f"launched with {ctx.launch.launcher}, not `accelerate launch`: "
                       "accelerate's config file is not used")
         return
-    from lora_doctor.accelerate_keys import config_file
+    from lora_doctor.launch.accelerate_config import config_file
 
     path, explicit = config_file(ctx)
     if not path.exists():
@@ -92,7 +92,7 @@ def visible_gpus(ctx) -> int | None:
 
 
 def judge(ctx, path: Path, config: dict):
-    from lora_doctor.accelerate_keys import accepted_keys
+    from lora_doctor.launch.accelerate_config import accepted_keys
 
     facts = {"path": str(path)}
     dist = str(config.get("distributed_type") or "")

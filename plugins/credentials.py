@@ -15,7 +15,7 @@ WHY_IT_MATTERS = ("huggingface_hub downloads (the model, the tokenizer) never re
 
 
 def _hosts(env) -> list[str]:
-    from lora_doctor.hf_auth import endpoint
+    from lora_doctor.hub.token import endpoint
 
     hosts = ["huggingface.co"]
     custom = (urlsplit(endpoint(env)).hostname or "").lower()
@@ -34,7 +34,7 @@ def _where(cred) -> str:
 
 def removal(cred, helper_names, windows: bool) -> tuple[str, str]:
     """(fix sentence, exact command) that removes this credential from where it is stored."""
-    from lora_doctor.gitcred import helper_word
+    from lora_doctor.hub.gitcred import helper_word
 
     user = cred.username or "hf_user"
     words = [helper_word(h) for h in helper_names]
@@ -56,7 +56,8 @@ def removal(cred, helper_names, windows: bool) -> tuple[str, str]:
 
 def check_credentials(ctx):
     """Git credential helpers and the huggingface.co credentials they hold, against the active token."""
-    from lora_doctor import gitcred, hf_auth
+    from lora_doctor.hub import gitcred
+    from lora_doctor.hub import token as hf_auth
 
     env = ctx.env
     windows = sys.platform == "win32"
@@ -134,8 +135,8 @@ def check_credentials(ctx):
 
 
 def _judge(ctx, cred, active, active_digest, names, windows, facts):
-    from lora_doctor import hf_auth
-    from lora_doctor.hf_auth import shown as mask
+    from lora_doctor.hub import token as hf_auth
+    from lora_doctor.hub.token import shown as mask
 
     where = _where(cred)
     label = f"git credential for {cred.host} ({mask(cred.password)}, {where})"

@@ -1,6 +1,6 @@
 """Builtin plugin: the dataset doctor — reads the training folders the way sd-scripts will.
 
-All checks share one scan per run (`lora_doctor.dataset_doctor.scan`): folders, image headers,
+All checks share one scan per run (`lora_doctor.dataset.scan.scan`): folders, image headers,
 captions. None of them waits for the target-interpreter probe, and none writes anything.
 """
 
@@ -14,40 +14,40 @@ BUDGET = 120.0  # a large dataset on a slow disk; the scan itself targets < 5 s 
 
 def check_structure(ctx):
     """Folders and TOML: repeats prefixes, missing folders, no images, reg folders, dataset TOML errors."""
-    from lora_doctor.dataset_doctor import scan
-    from lora_doctor.dataset_findings import structure
+    from lora_doctor.dataset.scan import scan
+    from lora_doctor.dataset.findings import structure
 
     return structure(scan(ctx))
 
 
 def check_images(ctx):
     """Unreadable/truncated files, huge images, EXIF rotation, transparency, exact duplicates."""
-    from lora_doctor.dataset_doctor import scan
-    from lora_doctor.dataset_findings import images
+    from lora_doctor.dataset.scan import scan
+    from lora_doctor.dataset.findings import images
 
     return images(ctx, scan(ctx))
 
 
 def check_buckets(ctx):
     """Resolution and bucket options, image sizes without bucketing, the bucket table."""
-    from lora_doctor.dataset_doctor import scan
-    from lora_doctor.dataset_findings import buckets
+    from lora_doctor.dataset.scan import scan
+    from lora_doctor.dataset.findings import buckets
 
     return buckets(ctx, scan(ctx))
 
 
 def check_captions(ctx):
     """Caption files: missing, wrong extension, empty, not UTF-8, BOM, length, tag table."""
-    from lora_doctor.dataset_captions import captions
-    from lora_doctor.dataset_doctor import scan
+    from lora_doctor.dataset.caption_findings import captions
+    from lora_doctor.dataset.scan import scan
 
     return captions(ctx, scan(ctx))
 
 
 def check_steps(ctx):
     """Images × repeats, batches, steps and epochs, saves vs free disk, output and cache folders."""
-    from lora_doctor.dataset_doctor import scan
-    from lora_doctor.dataset_steps import steps
+    from lora_doctor.dataset.scan import scan
+    from lora_doctor.dataset.steps import steps
 
     return steps(ctx, scan(ctx))
 

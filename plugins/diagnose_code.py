@@ -40,7 +40,7 @@ def _fmt(mib: float) -> str:
 
 
 def _oom_text(failure, context) -> str:
-    from lora_doctor.logparse import chain
+    from lora_doctor.diagnose.logparse import chain
 
     tops = ([failure] if failure is not None else []) + list(context.log.failures)
     texts = (f"{f.exception}: {f.message}" for top in tops for f in reversed(chain(top)))
@@ -53,7 +53,7 @@ def _command(context, changes, remove=()):
         return ""
     import sys
 
-    from lora_doctor.cmdedit import join, with_options
+    from lora_doctor.launch.edit import join, with_options
     from lora_doctor.redact import redact_argv
 
     return join(redact_argv(with_options(launch, changes, tuple(remove))), sys.platform)

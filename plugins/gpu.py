@@ -25,7 +25,7 @@ class _Smi:
         self._thread.start()
 
     def _run(self, env):
-        from lora_doctor import nvsmi
+        from lora_doctor.target import nvsmi
 
         try:
             self._result = nvsmi.query(env)
@@ -64,7 +64,7 @@ def _describe_device(dev) -> str:
 
 
 def _install(ctx, facts, capability=None, smi=None) -> tuple[str, str]:
-    from lora_doctor.torch_wheels import cuda_install_command
+    from lora_doctor.target.torch_wheels import cuda_install_command
 
     packages = facts.get("packages") or {}
     torch = facts.get("torch") or {}
@@ -179,7 +179,7 @@ def check_cuda(ctx):
             detail = f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU."
             fix, command = "Unset CUDA_VISIBLE_DEVICES (or set it to the GPU's index).", "unset CUDA_VISIBLE_DEVICES"
         elif found and found.get("ok") and found.get("cuda_version") and torch.get("cuda_build"):
-            from lora_doctor.torch_wheels import _release
+            from lora_doctor.target.torch_wheels import _release
 
             if _release(found["cuda_version"])[:1] < _release(torch["cuda_build"])[:1]:
                 detail += (f" The driver supports CUDA {found['cuda_version']}, older than the CUDA "
@@ -231,7 +231,7 @@ def accelerate_mixed_precision(ctx) -> tuple[str | None, str]:
     if env_value:
         return env_value, "ACCELERATE_MIXED_PRECISION"
     if launch is not None and launch.launcher == "accelerate":
-        from lora_doctor.accelerate_keys import config_file
+        from lora_doctor.launch.accelerate_config import config_file
 
         path, _ = config_file(ctx)
         try:
@@ -260,7 +260,7 @@ def judged_devices(ctx, torch) -> list[dict]:
 
 
 def _edited(ctx, facts, changes, remove=()):
-    from lora_doctor.cmdedit import corrected
+    from lora_doctor.launch.edit import corrected
 
     return corrected(ctx, changes, remove, platform=_platform(facts))
 
@@ -291,7 +291,7 @@ def check_precision(ctx):
             found = None
             command = _edited(ctx, facts, [("mixed_precision", "no")])
             if _platform(facts) != "darwin":
-                from lora_doctor import nvsmi
+                from lora_doctor.target import nvsmi
 
                 found = nvsmi.query(ctx.env)
                 if found.get("ok") and found.get("gpus"):
@@ -345,7 +345,7 @@ def check_precision(ctx):
 
 # -- gpu.vram -------------------------------------------------------------------------------
 def check_vram(ctx):
-    from lora_doctor import vram
+    from lora_doctor.target import vram
 
     script = ctx.script_name
     options = dict(ctx.options)

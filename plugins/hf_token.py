@@ -14,7 +14,7 @@ FACTS_WAIT = 10.0  # seconds to wait for the probe's huggingface_hub version; th
 
 def target_hub_version(ctx, wait: float = FACTS_WAIT):
     """(version tuple or None, version text) of huggingface_hub in the target interpreter."""
-    from lora_doctor.hf_auth import parse_version
+    from lora_doctor.hub.token import parse_version
 
     deadline = time.monotonic() + wait
     while not ctx.facts.ready and time.monotonic() < deadline:
@@ -42,7 +42,7 @@ def remove_env_command(name: str, windows: bool) -> str:
 
 def replace_fix(src, hub_version, windows: bool) -> tuple[str, str]:
     """(sentence, exact command) that puts a new token where the bad one comes from."""
-    from lora_doctor.hf_auth import login_command
+    from lora_doctor.hub.token import login_command
 
     login = login_command(hub_version)
     if src.kind == "env":
@@ -55,8 +55,8 @@ def replace_fix(src, hub_version, windows: bool) -> tuple[str, str]:
 
 def check_token(ctx):
     """Which token wins, whether it is well-formed and valid, and whether it leaked into history."""
-    from lora_doctor import hf_auth
-    from lora_doctor.hf_auth import shown as mask
+    from lora_doctor.hub import token as hf_auth
+    from lora_doctor.hub.token import shown as mask
 
     env = ctx.env
     sources = hf_auth.token_sources(env)
@@ -120,8 +120,8 @@ def check_token(ctx):
 
 
 def _verdict(result, active, token, hub_version, windows, implicit_off, facts):
-    from lora_doctor.hf_auth import TOKENS_PAGE
-    from lora_doctor.hf_auth import shown as mask
+    from lora_doctor.hub.token import TOKENS_PAGE
+    from lora_doctor.hub.token import shown as mask
 
     where = f"token {mask(token)} from {active.label}"
     if result.status == "valid":
@@ -160,9 +160,10 @@ def _verdict(result, active, token, hub_version, windows, implicit_off, facts):
 
 def _exposure(ctx, token, hub_version):
     """The active token in shell history files or in the wrapped command line."""
-    from lora_doctor import hf_auth, history_scan
-    from lora_doctor.hf_auth import TOKENS_PAGE
-    from lora_doctor.hf_auth import shown as mask
+    from lora_doctor.hub import token as hf_auth
+    from lora_doctor.hub import shell_history as history_scan
+    from lora_doctor.hub.token import TOKENS_PAGE
+    from lora_doctor.hub.token import shown as mask
 
     revoke = (f"Treat it as leaked: revoke it at {TOKENS_PAGE}, create a new one, log in again, then delete "
               "the line(s) from the file.")
@@ -190,8 +191,9 @@ def _exposure(ctx, token, hub_version):
 
 def _upload(ctx, active):
     """--huggingface_repo_id uploads after training with --huggingface_token or the active token."""
-    from lora_doctor import hf_auth, history_scan
-    from lora_doctor.hf_auth import shown as mask
+    from lora_doctor.hub import token as hf_auth
+    from lora_doctor.hub import shell_history as history_scan
+    from lora_doctor.hub.token import shown as mask
 
     repo = ctx.option("huggingface_repo_id")
     option = ctx.option("huggingface_token")
@@ -227,8 +229,8 @@ def _upload(ctx, active):
 
 def _stored(sources, active, hub_version):
     """stored_tokens entries (for `hf auth switch`): only what is wrong with them offline."""
-    from lora_doctor import hf_auth
-    from lora_doctor.hf_auth import shown as mask
+    from lora_doctor.hub import token as hf_auth
+    from lora_doctor.hub.token import shown as mask
 
     for src in sources:
         if src.kind != "stored" or not src.token:

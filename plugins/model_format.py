@@ -12,14 +12,14 @@ URL_PREFIXES = ("http://", "https://", "hf://")
 
 
 def _hub_version(ctx):
-    from lora_doctor.hf_auth import parse_version
+    from lora_doctor.hub.token import parse_version
 
     return parse_version((ctx.facts.get().get("packages") or {}).get("huggingface_hub"))
 
 
 def login_command(ctx) -> str:
     """The login command of the target's huggingface_hub (a new token, so --force on 1.x)."""
-    from lora_doctor.hf_auth import login_command as command
+    from lora_doctor.hub.token import login_command as command
 
     return command(_hub_version(ctx))
 
@@ -39,8 +39,8 @@ def check_model(ctx):
 
 
 def base_model(ctx, value: str):
-    from lora_doctor.command import resolve_path
-    from lora_doctor.model_inspect import fit_findings, inspect_file, inspect_folder, looks_like_path, not_found
+    from lora_doctor.launch.command import resolve_path
+    from lora_doctor.checkpoint.inspect import fit_findings, inspect_file, inspect_folder, looks_like_path, not_found
 
     value = value.strip()
     if value.lower().startswith(URL_PREFIXES):
@@ -77,8 +77,8 @@ def url_finding(value: str) -> Finding:
 
 
 def repo_model(ctx, repo: str):
-    from lora_doctor import hub_repo
-    from lora_doctor.model_inspect import command_with, fit_findings, inspect_folder
+    from lora_doctor.hub import repo as hub_repo
+    from lora_doctor.checkpoint.inspect import command_with, fit_findings, inspect_folder
 
     problem = hub_repo.repo_id_problem(repo)
     if problem:
@@ -122,7 +122,7 @@ def repo_model(ctx, repo: str):
 
 
 def online_repo(ctx, repo: str, cached: bool):
-    from lora_doctor import hub_repo
+    from lora_doctor.hub import repo as hub_repo
 
     got = hub_repo.model_info(repo, ctx.env)
     facts = {"url": got.url, "seconds": round(got.seconds, 2), "token sent": got.with_token}
@@ -158,9 +158,9 @@ def online_repo(ctx, repo: str, cached: bool):
 
 def side_file(ctx, option: str, what: str, cause: str):
     """--vae / --network_weights: the file must exist; a readable safetensors should be the right kind."""
-    from lora_doctor.model_inspect import looks_like_path, not_found
-    from lora_doctor.model_kind import classify
-    from lora_doctor.safetensors_header import HeaderError, read_header
+    from lora_doctor.checkpoint.inspect import looks_like_path, not_found
+    from lora_doctor.checkpoint.kind import classify
+    from lora_doctor.checkpoint.safetensors_header import HeaderError, read_header
 
     value = ctx.option(option)
     if not isinstance(value, str) or not value:
@@ -202,7 +202,7 @@ TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 def check_tokenizer(ctx):
     """The CLIP tokenizer(s) sd-scripts loads from the Hub even for a local model: cached or reachable."""
-    from lora_doctor.model_kind import script_generation
+    from lora_doctor.checkpoint.kind import script_generation
 
     gen = script_generation(ctx.script_name)
     if gen == "other":
@@ -214,7 +214,7 @@ def check_tokenizer(ctx):
 
 
 def one_tokenizer(ctx, repo: str, subfolder: str):
-    from lora_doctor import hub_repo
+    from lora_doctor.hub import repo as hub_repo
 
     label = repo + (f" ({subfolder})" if subfolder else "")
     cache_dir = ctx.path_option("tokenizer_cache_dir")

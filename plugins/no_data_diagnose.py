@@ -123,7 +123,7 @@ def _command(context, changes) -> str:
         return ""
     import sys
 
-    from lora_doctor.cmdedit import join, with_options
+    from lora_doctor.launch.edit import join, with_options
     from lora_doctor.redact import redact_argv
 
     return join(redact_argv(with_options(launch, changes, ())), sys.platform)

@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from lora_doctor.cmdedit import join, quote
+from lora_doctor.launch.edit import join, quote
 from lora_doctor.hookspecs import hookimpl
 from lora_doctor.model import Check, Finding, Severity
 
@@ -121,7 +121,7 @@ def check_script(ctx, cmd: _Command):
 
 def check_names(ctx, cmd: _Command, known: dict, source: str):
     """Unknown, abbreviated, ambiguous and SDXL-only option names; stray positional tokens."""
-    from lora_doctor.command import parse_script_options
+    from lora_doctor.launch.command import parse_script_options
 
     launch = ctx.launch
     abbreviations: dict = {}
@@ -495,7 +495,7 @@ def check_config_values(launch, known: dict):
 
 def check_options(ctx):
     """The whole check: script, option names, values, combinations, files."""
-    from lora_doctor.script_options import accepted_options
+    from lora_doctor.launch.script_options import accepted_options
 
     launch = ctx.launch
     if launch is None or not launch.script:

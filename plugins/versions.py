@@ -27,7 +27,7 @@ class Target:
     """What is installed in the target and what it should have: versions, declared requirements, pins."""
 
     def __init__(self, ctx):
-        from lora_doctor.requirements import canonical, marker_environment, parse_lines, read_requirements
+        from lora_doctor.target.requirements import canonical, marker_environment, parse_lines, read_requirements
 
         facts = ctx.facts.get()
         self.ctx = ctx
@@ -39,7 +39,7 @@ class Target:
         if "distributions" in facts:  # facts given whole (tests, `lora-doctor diff`): no query
             dists, self.requires, self.query_error = dict(facts["distributions"]), dict(facts.get("requires", {})), ""
         elif self.ok:
-            from lora_doctor.target_packages import query
+            from lora_doctor.target.packages import query
 
             got = query(ctx.python)
             dists, self.requires, self.query_error = got["dists"], got["requires"], got["error"]
@@ -59,12 +59,12 @@ class Target:
         self.pin_by_name = {p.name: p for p in self.pins}
 
     def version(self, name: str) -> str | None:
-        from lora_doctor.requirements import canonical
+        from lora_doctor.target.requirements import canonical
 
         return self.versions.get(canonical(name))
 
     def quote(self, word: str) -> str:
-        from lora_doctor.cmdedit import quote
+        from lora_doctor.launch.edit import quote
 
         return quote(word, "win32" if self.windows else "posix")
 
@@ -116,7 +116,7 @@ def check_versions(ctx):
 def combinations(t: Target, reported: set):
     from packaging.specifiers import SpecifierSet
 
-    from lora_doctor.requirements import satisfies
+    from lora_doctor.target.requirements import satisfies
 
     for rule in rules().get("combination", []):
         values = {}
@@ -295,7 +295,7 @@ def option_packages(t: Target, reported: set):
 
 def pin_findings(t: Target, reported: set):
     """Each requirement of the checkout against what is installed."""
-    from lora_doctor.requirements import applies, direction, satisfies
+    from lora_doctor.target.requirements import applies, direction, satisfies
 
     policy = rules()["policy"]
     optional = set(policy.get("optional", []))
@@ -343,7 +343,7 @@ def declared(t: Target, reported: set):
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.specifiers import SpecifierSet
 
-    from lora_doctor.requirements import applies, canonical, satisfies
+    from lora_doctor.target.requirements import applies, canonical, satisfies
 
     causes = {("torchvision", "torch"): "versions.torch_torchvision_mismatch",
               ("xformers", "torch"): "versions.xformers_missing",

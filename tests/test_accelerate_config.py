@@ -10,7 +10,7 @@ import yaml
 
 from conftest import run_cli
 from lora_doctor import mini_yaml
-from lora_doctor.command import parse_command
+from lora_doctor.launch.command import parse_command
 from lora_doctor.context import build_context
 from lora_doctor.model import Severity
 from lora_doctor.plugins.accelerate_config import check_accelerate_config

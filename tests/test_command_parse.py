@@ -2,7 +2,7 @@
 
 import pytest
 
-from lora_doctor.command import parse_command
+from lora_doctor.launch.command import parse_command
 
 
 @pytest.mark.parametrize("argv, launcher, script", [

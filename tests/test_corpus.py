@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lora_doctor.command import parse_command
-from lora_doctor.match import diagnose_text, load_signatures
+from lora_doctor.launch.command import parse_command
+from lora_doctor.diagnose.match import diagnose_text, load_signatures
 from tests.conftest import run_cli
 
 CORPUS = Path(__file__).resolve().parent / "data" / "corpus"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_doctor.match import diagnose_file, diagnose_text, load_signatures
+from lora_doctor.diagnose.match import diagnose_file, diagnose_text, load_signatures
 from tests.test_signatures_db import cause_ids
 
 VARIANTS = Path(__file__).resolve().parent / "data" / "variants"

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import run_cli
 from hub_server import HubServer
-from lora_doctor import gitcred
-from lora_doctor.doctor import run_checks
+from lora_doctor.hub import gitcred
+from lora_doctor.host.doctor import run_checks
 from lora_doctor.model import Check, Severity
 from lora_doctor.plugins.credentials import check_credentials
 from test_hf_token import assert_never_shown, make_ctx, new_token, worst

@@ -283,6 +283,6 @@ def test_transparency_is_judged_by_the_colour_the_background_really_gets(tmp_pat
 @pytest.mark.parametrize("name, fixed", [("10 sks", "10_sks"), ("10-sks dog", "10_sks dog"), ("10sks", "10_sks"),
                                          ("sks_10", "10_sks"), ("photos 2023", ""), ("misc", "")])
 def test_malformed_folder_names_get_a_repaired_name(name, fixed):
-    from lora_doctor.dataset_scan import _repaired_name
+    from lora_doctor.dataset.layout import _repaired_name
 
     assert _repaired_name(name) == fixed

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from dataset_builders import image, lineart_folder
-from lora_doctor.buckets import BucketPlan, adjust_min_max, make_bucket_resolutions, tabulate
+from lora_doctor.dataset.buckets import BucketPlan, adjust_min_max, make_bucket_resolutions, tabulate
 from lora_doctor.model import Severity
 from lora_doctor.plugins import dataset as plugin
 from lora_doctor.testing import make_context, run_check

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataset_builders import caption, image, lineart_folder
-from lora_doctor.captions import estimate_tokens, guess_encoding, tag_table
+from lora_doctor.dataset.captions import estimate_tokens, guess_encoding, tag_table
 from lora_doctor.model import Severity
 from lora_doctor.plugins import dataset as plugin
 from lora_doctor.testing import make_context, run_check

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dataset_builders import lineart_folder
-from lora_doctor.dataset_config import error_finding, validate
+from lora_doctor.dataset.config import error_finding, validate
 from lora_doctor.model import Severity
 from lora_doctor.plugins import dataset as plugin
 from lora_doctor.testing import make_context, run_check

@@ -12,8 +12,8 @@ import threading
 import pytest
 
 from conftest import DATA, run_cli
-from lora_doctor.match import diagnose_file, load_signatures
-from lora_doctor.pluginmanager import PluginHost
+from lora_doctor.diagnose.match import diagnose_file, load_signatures
+from lora_doctor.host.pluginmanager import PluginHost
 
 EVIDENCE_SIGS = DATA / "signatures" / "evidence"
 BASIC_SIGS = DATA / "signatures" / "basic"
@@ -272,7 +272,7 @@ def test_a_pasted_gui_log_brings_its_own_command(tmp_path, isolated_env):
     "accelerate launch --num_processes 1",  # no script
 ])
 def test_a_printed_command_that_is_not_a_trainer_is_not_used(line):
-    from lora_doctor.match import diagnose_text
+    from lora_doctor.diagnose.match import diagnose_text
 
     report = diagnose_text(line + "\n" + GUI_LOG.split("\n", 2)[2])
     assert report.command_from_log is None and report.diagnoses[0].fix_command == ""

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from lora_doctor import history
-from lora_doctor.probe import run_probe
+from lora_doctor.history import store as history
+from lora_doctor.target.probe import run_probe
 
 
 def fake_dist(site: Path, name: str, version: str) -> None:
@@ -154,7 +154,7 @@ def test_diff_sees_a_torch_cuda_change_a_caption_edit_a_config_edit_and_a_model_
              started_at=time.time() + 5)
     failed = history.record_run(b)
     store = history.open_store()
-    from lora_doctor.history_diff import diff_runs
+    from lora_doctor.history.diff import diff_runs
 
     changes = [c.text for c in diff_runs(store.get(ok), store.get(failed))]
     store.close()

@@ -9,8 +9,8 @@ import sys
 
 from conftest import ROOT, run_cli
 from run_helpers import run_in_pty
-from lora_doctor.render import render_results
-from lora_doctor.doctor import CheckResult, summary
+from lora_doctor.output.render import render_results
+from lora_doctor.host.doctor import CheckResult, summary
 from lora_doctor.model import Check, Finding, Severity
 
 ANSI = "\x1b["

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lora_doctor.logparse import MAX_LINE, parse_text
-from lora_doctor.match import diagnose_text
-from lora_doctor.pluginmanager import PluginHost
+from lora_doctor.diagnose.logparse import MAX_LINE, parse_text
+from lora_doctor.diagnose.match import diagnose_text
+from lora_doctor.host.pluginmanager import PluginHost
 
 PIECES = [
     "Traceback (most recent call last):\n", '  File "/sd/train.py", line 12, in train\n', "    x = y()\n",

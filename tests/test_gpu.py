@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import run_cli
-from lora_doctor import nvsmi
+from lora_doctor.target import nvsmi
 from lora_doctor.model import Severity
 from lora_doctor.plugins import gpu as gpu_plugin
 from lora_doctor.testing import fake_facts, gpu, make_context, run_check
@@ -233,7 +233,7 @@ def test_real_cpu_torch_gives_the_cpu_build_error(isolated_env):
 
 
 def test_cuda_install_command_invents_no_tag_for_an_unknown_torch():
-    from lora_doctor.torch_wheels import cuda_install_command
+    from lora_doctor.target.torch_wheels import cuda_install_command
 
     command, note = cuda_install_command("/v/bin/python", "linux", "2.9.1+cpu", "0.24.1+cpu")
     assert command.endswith("pip install torch==2.9.1 torchvision==0.24.1 --index-url https://download.pytorch.org/whl/cu126")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_doctor.match import diagnose_file, load_signatures
+from lora_doctor.diagnose.match import diagnose_file, load_signatures
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "heldout"
 CAUSES = Path(__file__).resolve().parent / "data" / "corpus" / "CAUSES.md"

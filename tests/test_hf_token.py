@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from hub_server import HubServer
-from lora_doctor import hf_auth, history_scan
-from lora_doctor.command import parse_command
+from lora_doctor.hub import token as hf_auth
+from lora_doctor.hub import shell_history as history_scan
+from lora_doctor.launch.command import parse_command
 from lora_doctor.context import build_context
-from lora_doctor.doctor import run_checks
+from lora_doctor.host.doctor import run_checks
 from lora_doctor.model import Check, Severity
 from lora_doctor.plugins.hf_token import check_token
 

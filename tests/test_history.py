@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
-from lora_doctor import history
-from lora_doctor.history_fingerprint import dataset_fingerprint, model_identity
+from lora_doctor.history import store as history
+from lora_doctor.history.fingerprint import dataset_fingerprint, model_identity
 
 TOKEN = "hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345"
 
@@ -225,7 +225,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_runs(tmp_path, home, iso
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from lora_doctor import history
+    from lora_doctor.history import store as history
     store = history.open_store()
     store.conn.execute("BEGIN IMMEDIATE")
     store.conn.execute("INSERT INTO runs (script, outcome, exit_code) VALUES ('half-written.py', 'failed', 1)")
@@ -251,7 +251,7 @@ def test_a_writer_killed_mid_transaction_leaves_the_earlier_runs_intact(tmp_path
 
 CONCURRENT = textwrap.dedent("""
     import sys, time
-    from lora_doctor import history
+    from lora_doctor.history import store as history
     tag = sys.argv[1]
     for i in range(50):
         rid = history.record_run({"script": "train_network.py", "argv": ["train_network.py"], "exit_code": 0,

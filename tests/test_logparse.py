@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_doctor.logparse import MAX_LINE, exit_cause, parse_stream, parse_text
+from lora_doctor.diagnose.logparse import MAX_LINE, exit_cause, parse_stream, parse_text
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 

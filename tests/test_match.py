@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from lora_doctor.command import parse_command
-from lora_doctor.match import diagnose_file, diagnose_text
-from lora_doctor.pluginmanager import PluginHost
+from lora_doctor.launch.command import parse_command
+from lora_doctor.diagnose.match import diagnose_file, diagnose_text
+from lora_doctor.host.pluginmanager import PluginHost
 
 CODE_ONLY = ("lora_doctor.plugins.diagnose_code",)
 
@@ -287,7 +287,7 @@ def test_a_raising_code_matcher_is_isolated(tmp_path):
 def test_the_word_filter_on_big_chunks_finds_what_a_plain_search_finds():
     import re
 
-    from lora_doctor.signatures import LineScanner
+    from lora_doctor.diagnose.signatures import LineScanner
 
     filler = "steps: 1/2 epoch is incremented current_epoch: 0 train_util.py:784\n" * 8000
     text = filler + "xValueError: x happened\nNo data found. Please verify arguments\nsee defg tail\n" + filler

@@ -12,12 +12,12 @@ from safetensors.numpy import save_file
 
 from conftest import run_cli
 from hub_server import HubServer
-from lora_doctor import hub_repo
-from lora_doctor.command import parse_command
+from lora_doctor.hub import repo as hub_repo
+from lora_doctor.launch.command import parse_command
 from lora_doctor.context import build_context
 from lora_doctor.model import Severity
 from lora_doctor.plugins.model_format import check_model, check_tokenizer
-from lora_doctor.safetensors_header import HeaderError, read_header
+from lora_doctor.checkpoint.safetensors_header import HeaderError, read_header
 
 FACTS = {"python": {"version": "3.10.11"}, "packages": {"huggingface_hub": "0.34.3"},
          "torch": {"imported": False}, "probe": {"ok": True}}

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from conftest import run_cli
-from lora_doctor.doctor import run_checks
+from lora_doctor.host.doctor import run_checks
 from lora_doctor.model import Check, Finding, Severity
-from lora_doctor.pluginmanager import PluginHost
+from lora_doctor.host.pluginmanager import PluginHost
 from lora_doctor.testing import make_context
 
 GOOD = '''

@@ -7,7 +7,7 @@ import time
 from importlib.metadata import version
 
 from conftest import run_cli
-from lora_doctor.probe import run_probe
+from lora_doctor.target.probe import run_probe
 
 
 def wrapper(tmp_path, name, torch_init=None, script=None):
@@ -34,7 +34,7 @@ def test_real_cpu_torch_facts():
     assert torch["cuda_build"] is None and torch["cuda_available"] is False and torch["devices"] == []
     assert facts["python"]["executable"] and facts["python"]["bits"] == 64
     assert facts["packages"]["numpy"] == version("numpy") and facts["packages"]["xformers"] is None
-    # every distribution, in the shape lora_doctor.target_packages answers (one subprocess for both)
+    # every distribution, in the shape lora_doctor.target.packages answers (one subprocess for both)
     assert facts["distributions"]["torch"] == version("torch")
     assert facts["distributions"]["huggingface-hub"] == version("huggingface_hub")
     assert isinstance(facts["requires"]["torch"], list) and facts["requires"]["torch"]

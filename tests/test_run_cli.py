@@ -13,7 +13,7 @@ import pytest
 from run_helpers import TRUE, child, child_env, run_pipe, wrapper_argv
 from sdscripts_fixture import make_checkout
 
-HAS_DIAGNOSIS = importlib.util.find_spec("lora_doctor.match") is not None
+HAS_DIAGNOSIS = importlib.util.find_spec("lora_doctor.diagnose.match") is not None
 
 
 @pytest.fixture

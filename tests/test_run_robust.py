@@ -118,7 +118,7 @@ def test_a_bug_in_the_watching_never_costs_the_output(tmp_path):
     """Whatever goes wrong in the log or the watcher, the child keeps its pipe and its output."""
     import io
 
-    from lora_doctor.runner import Runner
+    from lora_doctor.run.runner import Runner
 
     code = "import sys\nfor i in range(3): print('step', i)\nsys.exit(5)\n"
     hints = io.StringIO()

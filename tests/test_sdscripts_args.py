@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from lora_doctor.command import parse_command
+from lora_doctor.launch.command import parse_command
 from lora_doctor.context import build_context
 from lora_doctor.model import Severity
 from lora_doctor.plugins.sdscripts_args import check_options

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lora_doctor.match import diagnose_text, load_signatures
+from lora_doctor.diagnose.match import diagnose_text, load_signatures
 
 SIG = '''
 [[signature]]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from lora_doctor.match import diagnose_text, load_signatures
-from lora_doctor.options_table import load_options
-from lora_doctor.signatures import ID_RE, builtin_sources, load_database
-from lora_doctor.sigtest import check
+from lora_doctor.diagnose.match import diagnose_text, load_signatures
+from lora_doctor.launch.options_table import load_options
+from lora_doctor.diagnose.signatures import ID_RE, builtin_sources, load_database
+from lora_doctor.diagnose.sigtest import check
 
 CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 NOT_CAUSES = {"unknown", "none"}
@@ -145,8 +145,8 @@ def test_line_regexes_stay_cheap_on_gigabyte_logs(db):
         from re import _parser as sre_parse
     except ImportError:  # Python 3.10
         import sre_parse
-    from lora_doctor.match import _NOTABLE_RX
-    from lora_doctor.signatures import required_words
+    from lora_doctor.diagnose.match import _NOTABLE_RX
+    from lora_doctor.diagnose.signatures import required_words
 
     slow = [rx.pattern for rx in db.log_patterns() + list(_NOTABLE_RX.values())
             if required_words(rx) is None and not _starts_with_literal(list(sre_parse.parse(rx.pattern)))]

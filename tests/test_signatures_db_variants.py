@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from lora_doctor.match import diagnose_text, load_signatures
+from lora_doctor.diagnose.match import diagnose_text, load_signatures
 
 RICH_TB = """\
 ╭─────────────────────────────── Traceback (most recent call last) ────────────────────────────────╮

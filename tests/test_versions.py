@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from conftest import run_cli
-from lora_doctor.command import parse_command
+from lora_doctor.launch.command import parse_command
 from lora_doctor.context import build_context
 from lora_doctor.model import Severity
 from lora_doctor.plugins.versions import check_versions
@@ -186,7 +186,7 @@ def test_old_accelerate_and_diffusers_name_their_causes(tmp_path):
 def test_target_packages_asks_the_probe_without_torch_when_its_answer_is_missing():
     from importlib.metadata import version
 
-    from lora_doctor import target_packages
+    from lora_doctor.target import packages as target_packages
 
     got = target_packages.query(sys.executable)
     assert got["error"] == "" and got["dists"]["torch"] == version("torch")

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lora_doctor.pluginmanager import PluginHost
+from lora_doctor.host.pluginmanager import PluginHost
 from lora_doctor.plugins.watch import loss_is_nan, lora_doctor_watch_line
-from lora_doctor.runstream import LineWatcher, LogWriter, redact_bytes, strip_ansi
+from lora_doctor.run.stream import LineWatcher, LogWriter, redact_bytes, strip_ansi
 
 CTX = SimpleNamespace(options={"train_batch_size": "4", "learning_rate": "1e-3", "mixed_precision": "fp16"})
 

@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import LAUNCHERS, UsageError
-from ..probe import DEFAULT_TIMEOUT as PROBE_TIMEOUT
+from lora_doctor.cli import LAUNCHERS, UsageError
+from lora_doctor.target.probe import DEFAULT_TIMEOUT as PROBE_TIMEOUT
 
 
 def plugin_folder(value: str) -> str:
@@ -28,7 +28,7 @@ def plugin_folder(value: str) -> str:
 
 def interpreter(value: str) -> str:
     """argparse type of --python: a path, a name on PATH or a venv folder that holds a runnable python."""
-    from ..context import resolve_python_option
+    from lora_doctor.context import resolve_python_option
 
     found = resolve_python_option(value, Path.cwd(), os.environ)
     if found is None:
@@ -92,7 +92,7 @@ def parse_launch(command: list[str] | None):
     """The parsed training command, or None; a malformed one is a usage error."""
     if command is None:
         return None
-    from ..command import parse_command
+    from lora_doctor.launch.command import parse_command
 
     try:
         launch = parse_command(command)
@@ -103,8 +103,8 @@ def parse_launch(command: list[str] | None):
 
 def load_checks(plugin_dir):
     """(every registered check, results that report broken plugins): the plugin host's view."""
-    from ..doctor import plugin_error_results
-    from ..pluginmanager import PluginHost
+    from lora_doctor.host.doctor import plugin_error_results
+    from lora_doctor.host.pluginmanager import PluginHost
 
     host = PluginHost(plugin_dir)
     checks, errors = host.checks()
@@ -144,8 +144,8 @@ def run_all_checks(args, launch, *, options=None, prepare=None):
     `prepare()` (e.g. importing the renderer) runs while the probe imports torch, off the
     critical path.
     """
-    from ..context import build_context
-    from ..doctor import run_checks, select, summary
+    from lora_doctor.context import build_context
+    from lora_doctor.host.doctor import run_checks, select, summary
 
     ctx = build_context(python=args.python, launch=launch, sd_scripts=args.sd_scripts, model=args.model,
                         offline=args.offline, verbose=args.verbose, options=options,

@@ -25,7 +25,7 @@ FLAG_OPTIONS = ("enable_bucket", "bucket_no_upscale", "random_crop", "save_state
 
 
 def add_parser(sub) -> None:
-    from .common import add_plugin_dir
+    from lora_doctor.commands.common import add_plugin_dir
 
     p = sub.add_parser(
         "dataset", help="check a training dataset folder (or --dataset_config TOML) before training",
@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
 
 def check_paths(args) -> None:
     """A DIR or --dataset_config that cannot be read is a usage error, said in one line."""
-    from ..cli import UsageError
+    from lora_doctor.cli import UsageError
 
     if args.train_data_dir and args.dir and args.train_data_dir != args.dir:
         raise UsageError(f"two dataset folders: {args.dir} and --train_data_dir {args.train_data_dir}; give one")
@@ -96,8 +96,8 @@ def options_from_args(args) -> dict[str, object]:
 
 def standalone_launch(args, options):
     """A Launch standing for this invocation, so fixes can show the corrected `lora-doctor dataset` line."""
-    from ..command import Launch
-    from ..dataset_scan import STANDALONE
+    from lora_doctor.launch.command import Launch
+    from lora_doctor.dataset.layout import STANDALONE
 
     argv = ["lora-doctor", "dataset"] + ([args.dir] if args.dir else [])
     argv += [f"--{k}" if v is True else f"--{k}={v}" for k, v in options.items() if k != "train_data_dir"]
@@ -107,10 +107,10 @@ def standalone_launch(args, options):
 
 
 def run(args) -> int:
-    from ..context import build_context
-    from ..doctor import run_checks, select, summary
-    from ..render import print_json, render_results
-    from .common import load_checks
+    from lora_doctor.context import build_context
+    from lora_doctor.host.doctor import run_checks, select, summary
+    from lora_doctor.output.render import print_json, render_results
+    from lora_doctor.commands.common import load_checks
 
     check_paths(args)
     options = options_from_args(args)
@@ -121,7 +121,7 @@ def run(args) -> int:
     results = broken + run_checks(select(checks, ["dataset"]), ctx)
     total = summary(results)
     if args.json:
-        from .. import __version__
+        from lora_doctor import __version__
 
         print_json({"version": __version__, "dataset": options.get("train_data_dir") or options.get("dataset_config"),
                     "options": options, "checks": [r.to_json() for r in results], "summary": total})

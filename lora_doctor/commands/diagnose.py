@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ..cli import UsageError
-from .common import add_plugin_dir
+from lora_doctor.cli import UsageError
+from lora_doctor.commands.common import add_plugin_dir
 
 
 def add_parser(sub) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 def _launch(args):
     if not args.command:
         return None
-    from .common import parse_launch
+    from lora_doctor.commands.common import parse_launch
 
     return parse_launch(args.command)
 
@@ -46,7 +46,7 @@ def is_binary(head: bytes) -> bool:
 
 
 def run(args) -> int:
-    from ..match import diagnose_file, diagnose_stream
+    from lora_doctor.diagnose.match import diagnose_file, diagnose_stream
 
     launch = _launch(args)
     kwargs = dict(launch=launch, exit_code=args.exit_code, plugin_dirs=args.plugin_dir)
@@ -70,11 +70,11 @@ def run(args) -> int:
         except OSError as exc:
             raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if args.json:
-        from ..render import print_json
+        from lora_doctor.output.render import print_json
 
         print_json(report.to_json())
     else:
-        from ..diagnosis_render import render_report
+        from lora_doctor.diagnose.render import render_report
 
         render_report(report, verbose=args.verbose)
     if report.diagnoses:

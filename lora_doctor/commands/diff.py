@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ..cli import UsageError
-from .history import damaged, emit_json, open_history, resolve_run, summary_json
+from lora_doctor.cli import UsageError
+from lora_doctor.commands.history import damaged, emit_json, open_history, resolve_run, summary_json
 
 
 def add_parser(sub) -> None:
@@ -60,7 +60,7 @@ def run(args) -> int:
 
 
 def compare(args) -> int:
-    from ..history_diff import describe, diff_runs, notes
+    from lora_doctor.history.diff import describe, diff_runs, notes
 
     if args.run_b and not args.run_a:
         raise UsageError("give RUN_A before RUN_B")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_check_options, parse_launch, run_all_checks
+from lora_doctor.commands.common import add_check_options, parse_launch, run_all_checks
 
 
 # how the target was chosen (Context.python_source), as the header says it
@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
 
 
 def report_json(ctx, results, summary) -> dict:
-    from .. import __version__
+    from lora_doctor import __version__
 
     facts = ctx.facts.get()
     return {
@@ -39,7 +39,7 @@ def _warm_renderer() -> None:
 
 
 def run(args) -> int:
-    from ..render import print_json, render_results
+    from lora_doctor.output.render import print_json, render_results
 
     launch = parse_launch(args.command)
     ctx, results, summary, _ = run_all_checks(args, launch, prepare=None if args.json else _warm_renderer)

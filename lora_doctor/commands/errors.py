@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ..cli import UsageError
-from .common import add_plugin_dir
+from lora_doctor.cli import UsageError
+from lora_doctor.commands.common import add_plugin_dir
 
 
 def add_parser(sub) -> None:
@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..match import load_signatures
+    from lora_doctor.diagnose.match import load_signatures
 
     if args.verb is None:
         raise UsageError("say what to do: list, show ID or test [PATH…] (see lora-doctor errors --help)")
@@ -56,7 +56,7 @@ def _rel(path: str) -> str:
 
 def _list(db, args) -> int:
     if args.json:
-        from ..render import print_json
+        from lora_doctor.output.render import print_json
 
         print_json({"signatures": [{"id": s.id, "title": s.title, "file": s.file, "line": s.line,
                                     "priority": s.priority} for s in db.signatures],
@@ -78,7 +78,7 @@ def _show(db, args) -> int:
         hint = f" (did you mean: {', '.join(close)}?)" if close else " (see `lora-doctor errors list`)"
         raise UsageError(f"no signature with id '{args.id}'{hint}")
     if args.json:
-        from ..render import print_json
+        from lora_doctor.output.render import print_json
 
         print_json({"id": sig.id, "title": sig.title, "severity": sig.severity, "priority": sig.priority,
                     "file": sig.file, "line": sig.line, "match": sig.raw.get("match", {}), "why": sig.why,
@@ -98,7 +98,7 @@ def _show(db, args) -> int:
     for i, step in enumerate(sig.fix, 1):
         print(f"    {i}. {step}")
     if sig.edit:
-        from ..match import describe_edit
+        from lora_doctor.diagnose.match import describe_edit
 
         print(f"  command edit: {describe_edit(sig.edit)}")
     for ref in sig.refs:
@@ -114,8 +114,8 @@ def _show(db, args) -> int:
 def _test_paths(args) -> int:
     from pathlib import Path
 
-    from ..match import load_signatures
-    from ..signatures import iter_toml, load_database
+    from lora_doctor.diagnose.match import load_signatures
+    from lora_doctor.diagnose.signatures import iter_toml, load_database
 
     for raw in args.paths:
         if not Path(raw).exists():
@@ -132,7 +132,7 @@ def _test_paths(args) -> int:
 
 
 def _report_test(db, files, args) -> int:
-    from ..sigtest import check
+    from lora_doctor.diagnose.sigtest import check
 
     load_errors = [e for e in db.errors if files is None or e.file in files]
     problems = check(db, files)
@@ -140,7 +140,7 @@ def _report_test(db, files, args) -> int:
     warnings = [str(e) for e in load_errors if not e.fatal] + [str(p) for p in problems if not p.fatal]
     tested = [s for s in db.signatures if files is None or s.file in files]
     if args.json:
-        from ..render import print_json
+        from lora_doctor.output.render import print_json
 
         print_json({"signatures": len(tested), "examples": sum(len(s.examples) for s in tested),
                     "problems": fatal, "warnings": warnings})

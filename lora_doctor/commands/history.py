@@ -10,7 +10,7 @@ import shlex
 import sys
 import time
 
-from ..cli import UsageError
+from lora_doctor.cli import UsageError
 
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}
@@ -37,14 +37,14 @@ def add_parser(sub) -> None:
 
 
 def emit_json(data) -> None:
-    from ..render import print_json  # not at module level: `history` answers in ~2 interpreter start-ups
+    from lora_doctor.output.render import print_json  # not at module level: `history` answers in ~2 interpreter start-ups
 
     print_json(data)
 
 
 def open_history(create: bool = False):
     """The open store (or None when nothing was recorded yet); a broken database is a one-line error."""
-    from ..history import HistoryError, open_store
+    from lora_doctor.history.store import HistoryError, open_store
 
     try:
         store = open_store(create=create)
@@ -145,8 +145,8 @@ def table(rows: list[list[str]], header: list[str]) -> list[str]:
 
 
 def list_runs(args) -> int:
-    from ..history import database_path
-    from ..history_diff import when
+    from lora_doctor.history.store import database_path
+    from lora_doctor.history.diff import when
 
     if args.n < 0:
         raise UsageError("-n must be 0 (all) or a positive number of runs")
@@ -184,8 +184,8 @@ def list_runs(args) -> int:
 
 
 def show_run(args) -> int:
-    from ..history_diff import IMPORTANT_PACKAGES, when
-    from ..history_fingerprint import unpack_manifest
+    from lora_doctor.history.diff import IMPORTANT_PACKAGES, when
+    from lora_doctor.history.fingerprint import unpack_manifest
 
     store = open_history()
     try:
@@ -274,7 +274,7 @@ def prune_runs(args) -> int:
 def damaged(exc: Exception) -> int:
     """A database error while reading: a damaged file is moved aside (kept) and a fresh one used from
     now on; anything else is one error line. Exit code 1 either way."""
-    from ..history import _is_corrupt, database_path, quarantine
+    from lora_doctor.history.store import _is_corrupt, database_path, quarantine
 
     path = OPENED.get("path") or database_path()
     if _is_corrupt(exc) and path.exists():

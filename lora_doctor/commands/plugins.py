@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_plugin_dir
+from lora_doctor.commands.common import add_plugin_dir
 
 
 def add_parser(sub) -> None:
@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..pluginmanager import PluginHost, plugin_dirs
+    from lora_doctor.host.pluginmanager import PluginHost, plugin_dirs
 
     host = PluginHost(args.plugin_dir)
     host.checks()
@@ -28,12 +28,12 @@ def run(args) -> int:
         rows.append({"name": name, "source": "signatures", "location": "", "checks": [], "error": err})
     broken = any(r["error"] for r in rows)
     if args.json:
-        from ..render import print_json
+        from lora_doctor.output.render import print_json
 
         print_json({"plugins": rows, "folders": [str(d) for d in plugin_dirs(args.plugin_dir)],
                     "signature_files": [str(p) for p, _ in sources]})
         return 1 if broken else 0
-    from ..render import make_console
+    from lora_doctor.output.render import make_console
 
     console = make_console()
     for r in rows:

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from .common import add_check_options, parse_launch
+from lora_doctor.commands.common import add_check_options, parse_launch
 
 EXIT_PREFLIGHT = 78  # sysexits EX_CONFIG: the checks found an error, the command was not launched
 SILENT_FAILURES = (b"No data found",)  # a failure in the log of a run that exits 0 (FACTS §1.6)
@@ -56,7 +56,7 @@ def log_path_for(args, launch, cwd: Path) -> Path:
     bases = []
     out = launch.options.get("output_dir") if launch else None
     if isinstance(out, str) and out:
-        from ..command import resolve_path
+        from lora_doctor.launch.command import resolve_path
 
         bases.append(resolve_path(out, cwd) / "lora-doctor")
     from platformdirs import user_state_dir
@@ -85,8 +85,8 @@ class _Preflight:
         self.done = threading.Event()
 
     def run(self) -> None:
-        from ..cli import UsageError
-        from .common import run_all_checks
+        from lora_doctor.cli import UsageError
+        from lora_doctor.commands.common import run_all_checks
 
         try:
             self.ctx, self.results, self.summary, self.host = run_all_checks(self.args, self.launch)
@@ -101,7 +101,7 @@ class _Preflight:
         threading.Thread(target=self.run, daemon=True, name="lora-doctor-preflight").start()
 
     def render(self, header: str) -> None:
-        from ..render import render_results
+        from lora_doctor.output.render import render_results
 
         if self.error:
             _stderr(f"lora-doctor: the checks could not run: {self.error}")
@@ -118,7 +118,7 @@ class _Watch:
         self.runner = None
         self.nan_stopped = False
         if stop_on_nan:
-            from ..plugins.watch import loss_is_nan
+            from lora_doctor.plugins.watch import loss_is_nan
 
             self.loss_is_nan = loss_is_nan
 
@@ -136,7 +136,7 @@ class _Watch:
 
 
 def run(args) -> int:
-    from ..cli import UsageError
+    from lora_doctor.cli import UsageError
 
     if not args.command:
         raise UsageError("give the training command after '--', e.g. lora-doctor run -- accelerate launch "
@@ -147,14 +147,14 @@ def run(args) -> int:
     launch = parse_launch(args.command)
     pre = _Preflight(args, launch)
     if args.force and args.only:  # the checks run alongside the child: catch a misspelled --only first
-        from .common import load_checks, validate_selection
+        from lora_doctor.commands.common import load_checks, validate_selection
 
         validate_selection(load_checks(args.plugin_dir)[1], args.only, args.skip)
     if not args.force or args.check_only:
         pre.run()
         if args.json:
-            from ..render import print_json
-            from .env import report_json
+            from lora_doctor.output.render import print_json
+            from lora_doctor.commands.env import report_json
 
             print_json(report_json(pre.ctx, pre.results, pre.summary))
         else:
@@ -171,13 +171,13 @@ def run(args) -> int:
 
 
 def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
-    from ..runner import Runner
+    from lora_doctor.run.runner import Runner
 
     try:
         log_path = log_path_for(args, launch, cwd)
     except OSError as exc:
         if args.log:
-            from ..cli import UsageError
+            from lora_doctor.cli import UsageError
 
             raise UsageError(f"--log {args.log}: {exc.strerror or exc}") from None
         _stderr(f"lora-doctor: warning: running without a log ({exc}); no diagnosis after a crash")
@@ -204,7 +204,7 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
 def _exit_cause(result) -> dict:
     import signal as _signal
 
-    from ..model import ExitCause
+    from lora_doctor.model import ExitCause
 
     if result.signal:
         try:
@@ -243,8 +243,8 @@ def postmortem(args, launch, pre: _Preflight, result, log_path: Path) -> None:
 
 def _diagnose(args, launch, facts, result, log_path: Path):
     try:
-        from ..diagnosis_render import render_report
-        from ..match import diagnose_file
+        from lora_doctor.diagnose.render import render_report
+        from lora_doctor.diagnose.match import diagnose_file
     except ImportError:
         _stderr(f"lora-doctor: the diagnosis is not available in this version; read the log: {log_path}")
         return None
@@ -255,7 +255,7 @@ def _diagnose(args, launch, facts, result, log_path: Path):
 
 
 def _write_report(path: Path, launch, pre, facts, result, report, log_path: Path) -> None:
-    from ..redact import redact_argv, redact_text
+    from lora_doctor.redact import redact_argv, redact_text
 
     data = {
         "command": redact_argv(list(launch.argv)),
@@ -278,8 +278,8 @@ def _write_report(path: Path, launch, pre, facts, result, report, log_path: Path
 
 def _record_history(launch, pre, facts, result, report, log_path, report_path) -> None:
     try:
-        from .. import history
-        from ..redact import redact_argv
+        from lora_doctor.history import store as history
+        from lora_doctor.redact import redact_argv
 
         top = (getattr(report, "diagnoses", None) or [None])[0]
         options = {k: ("[REDACTED]" if k.lower().endswith(("token", "key", "secret", "password")) else v)

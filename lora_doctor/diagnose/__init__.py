@@ -1,0 +1,1 @@
+"""Logs to diagnoses: read bytes, parse failures, load signatures, match, test signatures, print the report."""

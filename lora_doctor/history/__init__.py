@@ -1,0 +1,1 @@
+"""The run history: the store, fingerprints of a run's inputs, the diff between two runs."""

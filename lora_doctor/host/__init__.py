@@ -1,0 +1,1 @@
+"""The plugin host: find and load plugins, run their checks concurrently within budgets."""

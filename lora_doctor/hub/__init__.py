@@ -1,0 +1,1 @@
+"""Hugging Face: token sources, repo look-ups, git credentials, tokens exposed in shell history."""

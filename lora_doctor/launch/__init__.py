@@ -1,0 +1,1 @@
+"""The training command: parse it, edit it, read it back from a log, the options its script accepts, accelerate's config."""

@@ -1,0 +1,1 @@
+"""`lora-doctor run`'s child process: the runner and what happens to each chunk of its output."""
