@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
 
-
-@pytest.fixture(autouse=True, scope="session")
-def _keep_the_users_folders_untouched(tmp_path_factory):
-    """No test (nor the CLI it starts) reads the user's plugin folder or writes the user's history."""
+@pytest.fixture(autouse=True)
+def _own_user_folders(tmp_path_factory, monkeypatch):
+    """Each test (and the CLI it starts) gets its own plugin folder and history: none reads the user's or another test's."""
     base = tmp_path_factory.mktemp("user-folders")
-    saved = {k: os.environ.get(k) for k in ("LORA_DOCTOR_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")}
-    os.environ.update(LORA_DOCTOR_HOME=str(base / "lora-doctor"), XDG_CONFIG_HOME=str(base / "config"),
-                      XDG_DATA_HOME=str(base / "data"), XDG_STATE_HOME=str(base / "state"))
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    monkeypatch.setenv("LORA_DOCTOR_HOME", str(base / "lora-doctor"))
+    for key, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state")):
+        monkeypatch.setenv(key, str(base / sub))
 
 
 @pytest.fixture
@@ -41,8 +29,3 @@ def isolated_env(tmp_path, monkeypatch):
                NO_COLOR="1", PYTHONIOENCODING="utf-8", GIT_CONFIG_NOSYSTEM="1")
     return env
 
-
-def run_cli(args, env=None, cwd=None, input=None, timeout=120):
-    """Run `python -m lora_doctor ARGS` for real; returns CompletedProcess with text output."""
-    return subprocess.run([sys.executable, "-m", "lora_doctor", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, input=input, timeout=timeout, encoding="utf-8", errors="replace")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
-from dataset_builders import lineart_folder
+from support import run_cli
+from support.dataset_builders import lineart_folder
 
 PYTHON2 = Path.home() / ".pyenv" / "versions" / "2.7.18" / "bin" / "python"
 

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from conftest import run_cli
+from support import run_cli
 from lora_doctor import __version__
 
 

@@ -7,8 +7,8 @@ import stat
 import subprocess
 import sys
 
-from conftest import ROOT, run_cli
-from run_helpers import run_in_pty
+from support import ROOT, run_cli
+from support.run_helpers import run_in_pty
 from lora_doctor.output.render import render_results
 from lora_doctor.host.doctor import CheckResult, summary
 from lora_doctor.model import Check, Finding, Severity

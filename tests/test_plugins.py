@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import run_cli
+from support import ROOT, run_cli
 from lora_doctor.host.doctor import run_checks
 from lora_doctor.model import Check, Finding, Severity
 from lora_doctor.host.pluginmanager import PluginHost
@@ -199,7 +199,7 @@ def test_the_docs_plugin_example_and_testing_helper_work(tmp_path, monkeypatch):
 
     from lora_doctor.testing import fake_facts, gpu, make_context, run_check
 
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text("utf-8")
+    doc = (ROOT / "docs" / "plugins.md").read_text("utf-8")
     source = re.search(r"```python\n(# my_checks.py\n.*?)```", doc, re.S).group(1)
     (tmp_path / "my_checks.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -29,9 +29,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from conftest import run_cli
-from dataset_builders import caption, image, lineart_rgba
-from hub_server import HubServer
+from support import run_cli
+from support.dataset_builders import caption, image, lineart_rgba
+from support.hub_server import HubServer
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout and shell fixes"),
               pytest.mark.skipif(not shutil.which("git"), reason="the story has git's store helper")]

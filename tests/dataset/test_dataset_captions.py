@@ -1,0 +1,108 @@
+"""Caption checks on real caption files: extension mismatch, cp932, empty, BOM, length, tags."""
+
+from __future__ import annotations
+
+from support.dataset_builders import caption, image, lineart_folder
+from lora_doctor.dataset.captions import estimate_tokens, guess_encoding, tag_table
+from lora_doctor.model import Severity
+from lora_doctor.plugins import dataset as plugin
+from lora_doctor.testing import make_context, run_check
+
+
+def captions(tmp_path, *options):
+    ctx = make_context(["accelerate", "launch", "train_network.py", "--train_data_dir=train", "--resolution=64",
+                        *options], cwd=tmp_path)
+    return run_check(plugin, "dataset.captions", ctx)
+
+
+def test_txt_captions_with_default_caption_extension_is_a_mismatch_with_the_fix(tmp_path):
+    lineart_folder(tmp_path / "train" / "1_lineart", ext=".txt")
+    findings = captions(tmp_path)  # --caption_extension defaults to .caption
+    hit = [f for f in findings if f.cause == "dataset.caption_extension_mismatch"]
+    assert hit and hit[0].severity == Severity.ERROR
+    assert "8 images have .txt captions" in hit[0].summary
+    assert hit[0].fix_command.endswith("--caption_extension=.txt")
+    assert not [f for f in captions(tmp_path, "--caption_extension=.txt") if f.severity >= Severity.WARN]
+
+
+def test_missing_captions_say_what_sd_scripts_uses_instead(tmp_path):
+    folder = tmp_path / "train" / "2_sks dog"
+    lineart_folder(folder, n=3, text="sks dog, grass")
+    image(folder / "nocap.png", seed=50)
+    findings = captions(tmp_path, "--caption_extension=.txt")
+    hit = [f for f in findings if f.cause == "dataset.caption_missing"][0]
+    assert hit.severity == Severity.WARN
+    assert "1 of 4 images" in hit.summary and "'sks dog'" in hit.summary and "nocap.png" in hit.summary
+
+
+def test_cp932_caption_names_the_encoding_and_the_conversion_command_works(tmp_path):
+    folder = tmp_path / "train" / "1_x"
+    lineart_folder(folder, n=2)
+    bad = caption(image(folder / "jp.png", seed=9), "猫、かわいい、笑顔".encode("cp932"))
+    findings = captions(tmp_path, "--caption_extension=.txt")
+    hit = [f for f in findings if f.cause == "dataset.caption_not_utf8"][0]
+    assert hit.severity == Severity.ERROR and "cp932 (Shift-JIS" in hit.summary and "jp.txt" in hit.summary
+    # the printed command really converts the file (run it, then the finding is gone)
+    import shlex
+    import subprocess
+    import sys
+
+    argv = shlex.split(hit.fix_command)
+    assert argv[0] == "python"
+    subprocess.run([sys.executable, *argv[1:]], check=True, timeout=30)
+    assert bad.read_text(encoding="utf-8") == "猫、かわいい、笑顔"
+    assert not [f for f in captions(tmp_path, "--caption_extension=.txt") if f.cause == "dataset.caption_not_utf8"]
+
+
+def test_guess_encoding_tells_common_legacy_encodings_apart():
+    assert guess_encoding("こんにちは、猫".encode("cp932")) == "cp932"
+    assert guess_encoding("一个女孩，长发".encode("gbk")) == "gbk"
+    assert guess_encoding("café, crème brûlée".encode("cp1252")) == "cp1252"
+    assert guess_encoding("a girl".encode("utf-16")) == "utf-16"
+    assert guess_encoding("長髮女孩，微笑".encode("big5")) == "big5"
+
+
+def test_empty_blank_bom_and_multiline_captions(tmp_path):
+    folder = tmp_path / "train" / "1_x"
+    caption(image(folder / "empty.png", seed=1), b"")
+    caption(image(folder / "blank.png", seed=2), "\n")
+    caption(image(folder / "bom.png", seed=3), "\ufefftrigger, smile")
+    caption(image(folder / "multi.png", seed=4), "first line\nsecond line\n")
+    findings = captions(tmp_path, "--caption_extension=.txt")
+    empty = [f for f in findings if f.cause == "dataset.caption_empty"]
+    assert any(f.severity == Severity.ERROR and "empty.txt" in f.summary for f in empty)
+    assert any(f.severity == Severity.WARN and "blank.txt" in f.summary for f in empty)
+    assert any("BOM" in f.summary and "bom.txt" in f.summary and "utf-8-sig" in f.fix_command for f in findings)
+    assert any("more than one line" in f.summary and "multi.txt" in f.summary for f in findings)
+
+
+def test_long_captions_warn_unless_max_token_length_covers_them(tmp_path):
+    folder = tmp_path / "train" / "1_x"
+    long_text = ", ".join(f"detailed tag{i} description" for i in range(20))
+    caption(image(folder / "long.png", seed=1), long_text)
+    caption(image(folder / "short.png", seed=2), "a cat")
+    hit = [f for f in captions(tmp_path, "--caption_extension=.txt") if "longer than 75 tokens" in f.summary]
+    assert hit and "long.txt" in hit[0].summary and "short" not in hit[0].summary
+    assert "--max_token_length=150" in hit[0].fix_command
+    assert 90 < estimate_tokens(long_text) < 150  # CLIP: about 5 tokens per item
+    assert not [f for f in captions(tmp_path, "--caption_extension=.txt", "--max_token_length=150")
+                if "tokens" in f.summary]
+
+
+def test_tag_table_finds_the_trigger_word_and_near_duplicates(tmp_path):
+    folder = tmp_path / "train" / "1_x"
+    texts = ["ohwx, long hair, smile", "ohwx, long_hair, outdoors", "ohwx, Long Hair, smile"]
+    for i, text in enumerate(texts):
+        caption(image(folder / f"{i}.png", seed=i), text)
+    findings = captions(tmp_path, "--caption_extension=.txt")
+    table = [f for f in findings if f.summary.startswith("captions:")][0]
+    assert "trigger word 'ohwx'" in table.summary
+    assert "smile (2)" in table.detail
+    near = [f for f in findings if "spelled more than one way" in f.summary][0]
+    assert "Long Hair / long hair / long_hair" in near.summary
+
+
+def test_token_estimate_is_in_the_right_range():
+    # CLIP counts these at 1 token per common word/punctuation
+    assert 8 <= estimate_tokens("a photo of a cat, sitting on a sofa") <= 12
+    assert tag_table(["a, b", "b, c"]).in_every == ["b"]
