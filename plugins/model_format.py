@@ -78,7 +78,8 @@ def url_finding(value: str) -> Finding:
 
 def repo_model(ctx, repo: str):
     from lora_doctor.hub import repo as hub_repo
-    from lora_doctor.checkpoint.inspect import command_with, fit_findings, inspect_folder
+    from lora_doctor.checkpoint.inspect import fit_findings, inspect_folder
+    from lora_doctor.launch.edit import corrected
 
     problem = hub_repo.repo_id_problem(repo)
     if problem:
@@ -93,7 +94,7 @@ def repo_model(ctx, repo: str):
         yield Finding(Severity.ERROR, f"the Hub repo {repo} was removed by its owner and cannot be downloaded",
                       detail="A token or logging in does not help.",
                       fix=f"Use {replacement} (the same weights) or a local .safetensors file.",
-                      fix_command=command_with(ctx, set_option=("pretrained_model_name_or_path", replacement)),
+                      fix_command=corrected(ctx, [("pretrained_model_name_or_path", replacement)]),
                       cause="model.hf_repo_removed")
         return
     snapshot = hub_repo.cached_snapshot(ctx.env, repo)

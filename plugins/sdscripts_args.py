@@ -6,10 +6,9 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import sys
 from pathlib import Path
 
-from lora_doctor.launch.edit import join, quote
+from lora_doctor.launch.edit import corrected, quote
 from lora_doctor.hookspecs import hookimpl
 from lora_doctor.model import Check, Finding, Severity
 
@@ -51,7 +50,6 @@ class _Command:
 
     def __init__(self, launch):
         self.launch = launch
-        self.offset = len(launch.argv) - len(launch.script_args)
 
     def index_of(self, predicate) -> int | None:
         for i, tok in enumerate(self.launch.script_args):
@@ -64,12 +62,7 @@ class _Command:
 
     def corrected(self, edits: dict[int, list[str]]) -> str:
         """The command with script_args[i] replaced by edits[i] (an empty list deletes it)."""
-        argv = list(self.launch.argv)
-        for i in sorted(edits, reverse=True):
-            argv[self.offset + i:self.offset + i + 1] = edits[i]
-        from lora_doctor.redact import redact_argv
-
-        return join(redact_argv(argv), sys.platform)
+        return corrected(self.launch, tokens=edits)
 
     def renamed(self, written: str, full: str) -> str:
         i = self.option_index(written)
@@ -78,12 +71,11 @@ class _Command:
         tok = self.launch.script_args[i]
         return self.corrected({i: ["--" + full + tok[len(written) + 2:]]})
 
-    def without_option(self, written: str, value_tokens: int = 0) -> str:
-        i = self.option_index(written)
-        if i is None:
+    def without_option(self, written: str) -> str:
+        """The command without the option (and its values, as the options table knows them)."""
+        if self.option_index(written) is None:
             return ""
-        edits = {j: [] for j in range(i, min(i + 1 + value_tokens, len(self.launch.script_args)))}
-        return self.corrected(edits)
+        return corrected(self.launch, remove=(self.launch.abbreviations.get(written, written),))
 
 
 def _script_path(ctx) -> Path:
@@ -114,7 +106,7 @@ def check_script(ctx, cmd: _Command):
     finding = Finding(Severity.ERROR, f"{ctx.launch.script} does not exist in {ctx.cwd}",
                       detail="The training script is looked up relative to the working directory.",
                       fix=fix + (f" It is in {elsewhere.parent}." if elsewhere else ""),
-                      fix_command=f"cd {quote(str(elsewhere.parent), sys.platform)}" if elsewhere else "",
+                      fix_command=f"cd {quote(str(elsewhere.parent))}" if elsewhere else "",
                       cause="install.script_not_found")
     return False, [finding]
 
@@ -376,7 +368,7 @@ def check_network_module(ctx, cmd: _Command, script_ok: bool):
             yield Finding(Severity.ERROR, f"--network_module={module} needs the {package} package, "
                           f"which {ctx.python} does not have",
                           fix="Install it into the training environment.",
-                          fix_command=f"{quote(ctx.python, sys.platform)} -m pip install {package}",
+                          fix_command=f"{quote(ctx.python)} -m pip install {package}",
                           cause="versions.network_module_package_missing")
         else:
             yield Finding(Severity.ERROR, f"--network_module={module}: no module {parts[0]} for {ctx.python}",

@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+from lora_doctor.launch.edit import corrected
 from lora_doctor.model import Finding, Severity
 from lora_doctor.checkpoint.kind import ModelKind, classify, script_generation
 from lora_doctor.checkpoint.safetensors_header import HeaderError, read_header, sniff
@@ -62,18 +63,9 @@ def not_found(value: str, path: Path, ctx, what: str, cause: str, option: str) -
     if names and folder is not None:
         fix += f" (did you mean {folder / names[0]}?)"
         if len(names) == 1 and ctx.option(option) is not None:
-            command = command_with(ctx, set_option=(option, str(folder / names[0])))
+            command = corrected(ctx, [(option, str(folder / names[0]))])
     return Finding(Severity.ERROR, f"{what} not found: {value}", detail="\n".join(detail), fix=fix + ".",
                    fix_command=command, cause=cause, facts={"resolved": str(path), "cwd": str(ctx.cwd)})
-
-
-def command_with(ctx, *, script: str | None = None, add: tuple[str, ...] = (), remove: tuple[str, ...] = (),
-                 set_option: tuple[str, str] | None = None) -> str:
-    """The training command with one edit (see cmdedit.corrected); '' without a command."""
-    from lora_doctor.launch.edit import corrected
-
-    changes = [(a, True) for a in add if a not in ctx.launch.options] if ctx.launch else []
-    return corrected(ctx, changes + ([set_option] if set_option else []), remove, script)
 
 
 def inspect_file(path: Path, ctx) -> tuple[list[Finding], ModelKind | None]:
@@ -162,23 +154,23 @@ def fit_findings(kind: ModelKind, ctx, where: str) -> list[Finding]:
     if kind.generation == "sdxl" and gen == "sd12":
         out.append(Finding(Severity.ERROR, f"{where} is an SDXL model, but {script}.py trains SD1.x/2.x",
                            fix="Train SDXL with sdxl_train_network.py (same options; drop --v2/--v_parameterization).",
-                           fix_command=command_with(ctx, script="sdxl_" + script + ".py", remove=("v2", "v_parameterization")),
+                           fix_command=corrected(ctx, remove=("v2", "v_parameterization"), script="sdxl_" + script + ".py"),
                            cause="model.sdxl_checkpoint_with_sd15_script"))
     elif kind.generation == "sd12" and gen == "sdxl":
         plain = script[len("sdxl_"):] + ".py"
         out.append(Finding(Severity.ERROR, f"{where} is an SD1.x/2.x model, but {script}.py trains SDXL",
                            fix=f"Use an SDXL base checkpoint, or train this model with {plain}.",
-                           fix_command=command_with(ctx, script=plain),
+                           fix_command=corrected(ctx, script=plain),
                            cause="model.sd15_checkpoint_with_sdxl_script"))
     elif kind.name == "sd2" and not v2:
         out.append(Finding(Severity.ERROR, f"{where} is a Stable Diffusion 2.x model, but --v2 is not set",
                            detail="sd-scripts does not detect SD2 by itself; without --v2 the weights do not load.",
                            fix="Add --v2 (and --v_parameterization for 768-v models such as SD2.x 768).",
-                           fix_command=command_with(ctx, add=("v2",)), cause="model.v2_flag_mismatch"))
+                           fix_command=corrected(ctx, [("v2", True)]), cause="model.v2_flag_mismatch"))
     elif kind.name == "sd1" and v2:
         out.append(Finding(Severity.ERROR, f"{where} is a Stable Diffusion 1.x model, but --v2 is set",
                            fix="Remove --v2 (and --v_parameterization).",
-                           fix_command=command_with(ctx, remove=("v2", "v_parameterization")),
+                           fix_command=corrected(ctx, remove=("v2", "v_parameterization")),
                            cause="model.v2_flag_mismatch"))
     elif kind.name == "unknown":
         out.append(Finding(Severity.WARN, f"{where}: cannot tell which model this is from its tensor names",

@@ -99,11 +99,12 @@ def standalone_launch(args, options):
     from lora_doctor.launch.command import Launch
     from lora_doctor.dataset.layout import STANDALONE
 
-    argv = ["lora-doctor", "dataset"] + ([args.dir] if args.dir else [])
-    argv += [f"--{k}" if v is True else f"--{k}={v}" for k, v in options.items() if k != "train_data_dir"]
+    head = ["lora-doctor", "dataset"] + ([args.dir] if args.dir else [])
+    rest = [f"--{k}" if v is True else f"--{k}={v}" for k, v in options.items() if k != "train_data_dir"]
     if args.script != "train_network.py":
-        argv.append(f"--script={args.script}")
-    return Launch(argv, STANDALONE, args.script, options=dict(options))
+        rest.append(f"--script={args.script}")
+    # the options are the "script arguments" the corrected-command editor changes
+    return Launch(head + rest, STANDALONE, args.script, script_args=rest, options=dict(options))
 
 
 def run(args) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import replace
 
 from lora_doctor.dataset.buckets import BucketPlan, BucketTable, adjust_min_max, tabulate
@@ -296,7 +295,7 @@ def _sizes(images) -> str:
 def _q(path: str) -> str:
     from lora_doctor.launch.edit import quote
 
-    return quote(path, sys.platform)
+    return quote(path)
 
 
 def _transparency(scan: Scan, python: str) -> list[Finding]:

@@ -291,9 +291,9 @@ def _repaired_name(name: str) -> str:
 
 
 def _rename_command(old: Path, new: Path) -> str:
-    from shlex import quote
+    from lora_doctor.launch.edit import quote, shell_platform
 
-    return f"mv {quote(str(old))} {quote(str(new))}" if os.name != "nt" else \
+    return f"mv {quote(str(old))} {quote(str(new))}" if shell_platform() != "win32" else \
         f'ren "{old}" "{new.name}"'
 
 

@@ -175,34 +175,14 @@ def listing(paths: list[str], show: int = 20) -> str:
 
 
 def corrected_command(ctx, add: tuple[str, ...] = (), set_: dict[str, str] | None = None) -> str:
-    """The command with flags added and `--name=value` options set in place, secrets redacted."""
-    from lora_doctor.launch.edit import join
-    from lora_doctor.redact import redact_argv
+    """The command with flags added and `--name=value` options set (launch.edit.corrected), or,
+    without a command, the options to add."""
+    from lora_doctor.launch.edit import corrected
 
     if ctx.launch is None:
         parts = [f"--{k}={v}" for k, v in (set_ or {}).items()] + [f"--{a}" for a in add]
         return "add to the training command: " + " ".join(parts)
-    argv = list(ctx.launch.argv)
-    for name, value in (set_ or {}).items():
-        out, i, replaced = [], 0, False
-        while i < len(argv):
-            tok = argv[i]
-            if tok == f"--{name}":
-                out.append(f"--{name}={value}")
-                replaced = True
-                i += 2 if i + 1 < len(argv) and not argv[i + 1].startswith("--") else 1
-                continue
-            if tok.startswith(f"--{name}="):
-                out.append(f"--{name}={value}")
-                replaced = True
-            else:
-                out.append(tok)
-            i += 1
-        argv = out if replaced else out + [f"--{name}={value}"]
-    for flag in add:
-        if f"--{flag}" not in argv:
-            argv.append(f"--{flag}")
-    return join(redact_argv(argv), "win32" if os.name == "nt" else None)
+    return corrected(ctx, [*(set_ or {}).items(), *((a, True) for a in add)], equals=True)
 
 
 def standalone(ctx) -> bool:
