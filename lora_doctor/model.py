@@ -51,6 +51,11 @@ class Finding:
         }
 
 
+class CheckSkipped(Exception):
+    """Raised by a check whose input failed (e.g. the dataset TOML another check reports as broken):
+    the check shows as skipped (–) with str(exc) as the reason, never as an empty all-clear."""
+
+
 # When a check applies: always, or only when the context knows a command / a model / a dataset.
 APPLIES = ("always", "command", "model", "dataset")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from lora_doctor.dataset.captions import CLIP_WINDOW, tag_table
-from lora_doctor.dataset.scan import Scan, corrected_command, listing, names, plural
+from lora_doctor.dataset.scan import Scan, corrected_command, listing, names, plural, require
 from lora_doctor.dataset.layout import opt_int
 from lora_doctor.model import Finding, Severity
 
@@ -19,12 +19,9 @@ def _convert_command(paths: list[str], encoding: str) -> str:
 
 
 def captions(ctx, scan: Scan) -> list[Finding]:
+    require(scan)
     out: list[Finding] = []
-    if scan.layout.fatal:
-        return out
     pairs = [(i, c, s) for s in scan.subsets for i, c in zip(s.images, s.captions)]
-    if not pairs:
-        return out
     _missing(ctx, scan, pairs, out)
     empty = [c.path for _, c, _ in pairs if c.status == "empty"]
     if empty:

@@ -6,7 +6,7 @@ import os
 from dataclasses import replace
 
 from lora_doctor.dataset.buckets import BucketPlan, BucketTable, adjust_min_max, tabulate
-from lora_doctor.dataset.scan import SHOW, Scan, plural, SubsetScan, corrected_command, listing, names
+from lora_doctor.dataset.scan import SHOW, Scan, plural, SubsetScan, corrected_command, listing, names, require
 from lora_doctor.dataset.layout import IMAGE_EXTENSIONS
 from lora_doctor.dataset.images import PIL_MAX_PIXELS
 from lora_doctor.model import Finding, Severity
@@ -236,6 +236,7 @@ def dataset_table(scan: Scan, index: int, plan: BucketPlan) -> tuple[BucketTable
 
 
 def images(ctx, scan: Scan) -> list[Finding]:
+    require(scan)
     out: list[Finding] = []
     all_images = [i for s in scan.subsets for i in s.images]
     bad = [i for i in all_images if not i.ok]
@@ -344,9 +345,8 @@ def _transparency(scan: Scan, python: str) -> list[Finding]:
 
 
 def buckets(ctx, scan: Scan) -> list[Finding]:
+    require(scan, images=False)
     out: list[Finding] = []
-    if scan.layout.fatal:
-        return out
     for index, dataset in enumerate(scan.layout.datasets):
         settings = dataset.settings
         bounds = bucket_settings(ctx, settings, out)
@@ -390,4 +390,11 @@ def buckets(ctx, scan: Scan) -> list[Finding]:
                                f"{plural(len(upscaled), 'image')} are smaller than their bucket and get upscaled "
                                f"(up to {factor:.1f}×, blurrier): {names([u[0].path for u in upscaled])}",
                                fix="Use larger source images, or --bucket_no_upscale to train them at their own size."))
+    if not out:
+        if not any(s.images for s in scan.subsets):
+            require(scan)  # nothing to size: skipped, with the reason
+        fitting = sum(1 for s in scan.subsets for i in s.images if i.ok)
+        out.append(Finding(Severity.OK, f"{plural(fitting, 'image')} fit the resolution"
+                                        + ("" if any(d.settings.enable_bucket for d in scan.layout.datasets)
+                                           else " (bucketing is off)")))
     return out

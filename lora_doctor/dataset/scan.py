@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from lora_doctor.dataset.captions import OTHER_CAPTION_EXTENSIONS, Caption, read_caption
 from lora_doctor.dataset.layout import STANDALONE, Layout, Subset, image_files, list_dir, near_miss_images, scan_layout
 from lora_doctor.dataset.images import ImageInfo
-from lora_doctor.model import Finding, Severity
+from lora_doctor.model import CheckSkipped, Finding, Severity
 
 SHOW = 5  # files named in a finding before "… and N more"
 MEMO_SIZE = 4
@@ -183,6 +183,18 @@ def corrected_command(ctx, add: tuple[str, ...] = (), set_: dict[str, str] | Non
         parts = [f"--{k}={v}" for k, v in (set_ or {}).items()] + [f"--{a}" for a in add]
         return "add to the training command: " + " ".join(parts)
     return corrected(ctx, [*(set_ or {}).items(), *((a, True) for a in add)], equals=True)
+
+
+def require(scan: Scan, images: bool = True) -> None:
+    """Raise CheckSkipped when the dataset could not be read (its error is reported by
+    dataset.structure) or, with `images`, when no folder has an image to look at: the check then
+    shows as skipped with the reason instead of an empty all-clear."""
+    if scan.layout.fatal:
+        first = next((f.summary for f in scan.layout.findings if f.severity == Severity.ERROR), "")
+        short = first if len(first) <= 90 else first[:89] + "…"
+        raise CheckSkipped(f"the dataset could not be read{': ' + short if short else ''}; see Dataset folders")
+    if images and not any(s.images for s in scan.subsets):
+        raise CheckSkipped("no image folder sd-scripts would read; see Dataset folders")
 
 
 def standalone(ctx) -> bool:

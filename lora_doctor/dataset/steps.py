@@ -8,10 +8,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from lora_doctor.dataset.scan import Scan, corrected_command, standalone
+from lora_doctor.dataset.scan import Scan, corrected_command, require, standalone
 from lora_doctor.dataset.findings import bucket_settings, dataset_table, plan_for
 from lora_doctor.dataset.layout import OptionError, opt_flag, opt_int
-from lora_doctor.model import Finding, Severity
+from lora_doctor.model import CheckSkipped, Finding, Severity
 
 # LoRA parameters per unit of --network_dim (UNet + text encoder(s)), measured on saved files:
 # an SD1.x dim-128 LoRA is ~144 MB in fp16, an SDXL dim-32 one ~218 MB. [estimate]
@@ -127,19 +127,25 @@ def _writable(path: Path) -> bool:
 
 
 def steps(ctx, scan: Scan) -> list[Finding]:
+    require(scan, images=False)
     out: list[Finding] = []
-    if scan.layout.fatal:
-        return out
+    counted = True
     try:
-        _steps(ctx, scan, out)
+        counted = _steps(ctx, scan, out)
     except (OptionError, ValueError) as exc:  # a non-numeric option value
         out.append(Finding(Severity.ERROR, str(exc), fix="Fix the option value in the command."))
     _output_dir(ctx, out)
     _latent_cache(ctx, scan, out)
+    if not out and not counted:
+        if not any(s.images for s in scan.subsets if not s.subset.is_reg):
+            raise CheckSkipped("no training images to count steps for; see Dataset folders")
+        raise CheckSkipped("the steps cannot be counted (no --resolution, or invalid bucket options); "
+                           "see Resolution and buckets")
     return out
 
 
-def _steps(ctx, scan: Scan, out: list[Finding]) -> None:
+def _steps(ctx, scan: Scan, out: list[Finding]) -> bool:
+    """The step arithmetic and the disk estimate; False when the steps cannot be counted."""
     s = count_steps(ctx, scan)
     if s is not None:
         how = (f"--max_train_epochs={opt_int(ctx.options, 'max_train_epochs', None)} → {s.max_train_steps} steps"
@@ -158,6 +164,7 @@ def _steps(ctx, scan: Scan, out: list[Finding]) -> None:
                                               "steps): some images are never seen",
                                fix="Raise --max_train_steps, or set --max_train_epochs."))
         _disk(ctx, s, out)
+    return s is not None
 
 
 def _disk(ctx, s: Steps, out: list[Finding]) -> None:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from lora_doctor.context import Context
-from lora_doctor.model import Check, Finding, Severity
+from lora_doctor.model import Check, CheckSkipped, Finding, Severity
 
 STATUS_BY_SEVERITY = {Severity.OK: "ok", Severity.INFO: "ok", Severity.WARN: "warning", Severity.ERROR: "error"}
 
@@ -78,6 +78,9 @@ def run_checks(checks: list[Check], ctx: Context, *, budget_scale: float = 1.0) 
     def work(i: int, check: Check, started: float) -> None:
         try:
             findings = [_stamp(f, check) for f in (check.run(ctx) or ())]
+        except CheckSkipped as exc:  # its input failed (reported by another check): not an all-clear
+            results[i] = CheckResult(check, "skipped", seconds=time.monotonic() - started, skipped_reason=str(exc))
+            return
         except BaseException as exc:  # SystemExit too: a check must never end the doctor silently
             if isinstance(exc, KeyboardInterrupt):
                 raise

@@ -82,3 +82,57 @@ def test_valid_config_reads_subsets_with_inheritance_and_counts_steps(tmp_path):
     assert steps.facts["batches_per_epoch"] == 12 and steps.facts["epochs"] == 3
     captions = run_check(plugin, "dataset.captions", ctx)
     assert not [f for f in captions if f.severity >= Severity.WARN]
+
+
+def test_a_broken_dataset_toml_skips_the_checks_that_need_it_with_the_reason(tmp_path):
+    """Issue 12 item 4: images/captions/steps used to show `[✓]` with nothing under them, hiding
+    an empty and a Shift-JIS caption; now they are skipped (–) and say why."""
+    import io
+
+    from support.dataset_builders import caption, image
+    from lora_doctor.host.doctor import run_checks, summary
+    from lora_doctor.output.render import render_results
+    from lora_doctor.testing import checks_of
+
+    folder = tmp_path / "data" / "1_lineart"
+    lineart_folder(folder, n=2)
+    caption(image(folder / "empty.png", seed=20), b"")
+    caption(image(folder / "jp.png", seed=21), "猫、かわいい".encode("cp932"))
+    cfg = tmp_path / "dataset.toml"
+    cfg.write_text("[general]\nshuffle_caption = true\ncaption_extension = '.txt'\n[[datasets]]\nresolution = 64\n"
+                   "[[datasets.subsets]]\nimage_dir = 'data/1_lineart'\nnum_repeat = 1\n", encoding="utf-8")
+    ctx = make_context(["accelerate", "launch", "train_network.py", f"--dataset_config={cfg}", "--output_dir=out"],
+                       cwd=tmp_path)
+    results = {r.check.id: r for r in run_checks(checks_of(plugin), ctx)}
+    assert results["dataset.structure"].status == "error"
+    for check_id in ("dataset.images", "dataset.buckets", "dataset.captions", "dataset.steps"):
+        r = results[check_id]
+        assert r.status == "skipped" and not r.findings, (check_id, r.status, r.findings)
+        assert "dataset could not be read" in r.skipped_reason and "num_repeat" in r.skipped_reason
+        assert r.to_json()["status"] == "skipped" and r.to_json()["summary"] == r.skipped_reason
+    out = io.StringIO()
+    render_results(list(results.values()), summary(list(results.values())), stream=out)
+    text = out.getvalue()
+    assert "[✓] Captions" not in text and "[✓] Dataset images" not in text
+    assert "[–] Dataset images; Resolution and buckets; Captions; Steps, saves and disk (skipped: the dataset " \
+           "could not be read" in text
+    # once the TOML is fixed, the hidden problems show
+    cfg.write_text(cfg.read_text("utf-8").replace("num_repeat ", "num_repeats "), encoding="utf-8")
+    ctx = make_context(["accelerate", "launch", "train_network.py", f"--dataset_config={cfg}", "--output_dir=out"],
+                       cwd=tmp_path)
+    causes = {f.cause for f in run_check(plugin, "dataset.captions", ctx)}
+    assert {"dataset.caption_empty", "dataset.caption_not_utf8"} <= causes
+
+
+def test_no_images_skips_the_image_checks_instead_of_an_empty_all_clear(tmp_path):
+    (tmp_path / "train" / "1_x").mkdir(parents=True)
+    ctx = make_context(["accelerate", "launch", "train_network.py", "--train_data_dir=train", "--resolution=64",
+                        "--output_dir=out"], cwd=tmp_path)
+    from lora_doctor.host.doctor import run_checks
+    from lora_doctor.testing import checks_of
+
+    results = {r.check.id: r for r in run_checks(checks_of(plugin), ctx)}
+    assert results["dataset.structure"].status == "error"
+    for check_id in ("dataset.images", "dataset.captions", "dataset.buckets", "dataset.steps"):
+        assert results[check_id].status == "skipped", check_id
+        assert "see Dataset folders" in results[check_id].skipped_reason
