@@ -7,21 +7,40 @@ import os
 from lora_doctor.dataset.captions import CLIP_WINDOW, tag_table
 from lora_doctor.dataset.scan import Scan, corrected_command, listing, names, plural, require
 from lora_doctor.dataset.layout import opt_int
+from lora_doctor.launch.script_options import CAPTION_DOT_SINCE
 from lora_doctor.model import Finding, Severity
 
 
-def _convert_command(paths: list[str], encoding: str) -> str:
+# .NET code pages of the encodings guess_encoding names (PowerShell reads the file with these)
+CODE_PAGES = {"cp932": 932, "gbk": 936, "big5": 950, "cp949": 949, "cp1252": 1252, "utf-16": 1200, "utf-8-sig": 65001}
+ENCODING_LABELS = {"cp932": "cp932 (Shift-JIS, Japanese Windows)", "gbk": "GBK (Simplified Chinese Windows)",
+                   "big5": "Big5 (Traditional Chinese)", "cp949": "cp949 (Korean Windows)",
+                   "utf-16": "UTF-16 (Notepad 'Unicode')"}
+
+
+def _convert_command(python: str, paths: list[str], encoding: str) -> str:
+    """Rewrite each file as UTF-8 without BOM, reading it as `encoding` (run with any Python 3)."""
     from lora_doctor.dataset.findings import _q
 
-    return ("python -c \"import sys, pathlib; [pathlib.Path(p).write_text(pathlib.Path(p).read_text("
+    return (f"{_q(python)} -c \"import sys, pathlib; [pathlib.Path(p).write_text(pathlib.Path(p).read_text("
             f"encoding='{encoding}'), encoding='utf-8') for p in sys.argv[1:]]\" "
             + " ".join(_q(p) for p in paths[:20]))
+
+
+def powershell_command(paths: list[str], encoding: str) -> str:
+    """The same conversion in Windows PowerShell 5.1 and 7, without a BOM and without piping a file
+    into itself: .NET reads the whole file with the code page, then writes UTF-8 (no BOM)."""
+    files = ",".join("'" + p.replace("'", "''") + "'" for p in paths[:20])
+    page = CODE_PAGES.get(encoding, f"'{encoding}'")
+    return (f"foreach ($f in {files}) {{ [IO.File]::WriteAllText($f, [IO.File]::ReadAllText($f, "
+            f"[Text.Encoding]::GetEncoding({page})), (New-Object Text.UTF8Encoding $false)) }}")
 
 
 def captions(ctx, scan: Scan) -> list[Finding]:
     require(scan)
     out: list[Finding] = []
     pairs = [(i, c, s) for s in scan.subsets for i, c in zip(s.images, s.captions)]
+    _dot_added(scan, out)
     _missing(ctx, scan, pairs, out)
     empty = [c.path for _, c, _ in pairs if c.status == "empty"]
     if empty:
@@ -40,13 +59,14 @@ def captions(ctx, scan: Scan) -> list[Finding]:
         out.append(Finding(Severity.ERROR, f"{plural(len(unreadable), 'caption file')} cannot be read: "
                                            f"{names([p for p, _ in unreadable])} ({unreadable[0][1]})",
                            fix="Fix their permissions, or replace them with plain text files."))
-    _not_utf8(pairs, out)
+    _not_utf8(ctx, pairs, out)
     bom = [c.path for _, c, _ in pairs if c.status in ("ok", "blank") and c.bom]
     if bom:
         out.append(Finding(Severity.WARN, f"{plural(len(bom), 'caption file')} start with a UTF-8 BOM: sd-scripts keeps it, "
                                           f"so the first tag gets an invisible character: {names(bom)}",
-                           fix="Re-save them as UTF-8 without BOM (this rewrites the files listed):",
-                           fix_command=_convert_command(bom, "utf-8-sig"), facts={"files": bom[:50]}))
+                           fix="Re-save them as UTF-8 without BOM (this rewrites the files listed). In PowerShell: "
+                               + powershell_command(bom, "utf-8-sig"),
+                           fix_command=_convert_command(ctx.python, bom, "utf-8-sig"), facts={"files": bom[:50]}))
     multi = [c.path for _, c, s in pairs if c.extra_lines and not s.subset.enable_wildcard]
     if multi:
         out.append(Finding(Severity.INFO, f"{plural(len(multi), 'caption file')} have more than one line: sd-scripts uses only "
@@ -55,6 +75,20 @@ def captions(ctx, scan: Scan) -> list[Finding]:
     _length(ctx, pairs, out)
     _tags(pairs, out)
     return out
+
+
+def _dot_added(scan: Scan, out: list[Finding]) -> None:
+    """caption_extension written without its dot: fine since sd-scripts v0.6.5 (a fact, not a problem)."""
+    if scan.layout.adds_caption_dot is False:
+        return  # an older checkout: the captions are not found, which _missing reports
+    written = sorted({s.subset.caption_extension_written for s in scan.subsets if s.subset.caption_extension_written})
+    for value in written:
+        known = scan.layout.adds_caption_dot is True
+        out.append(Finding(
+            Severity.INFO, f"caption extension {value!r} has no leading dot: sd-scripts reads .{value} files anyway "
+                           f"(it adds the dot since {CAPTION_DOT_SINCE}"
+                           + ("" if known else "; this checkout's version could not be read") + ")",
+            facts={"caption_extension": value, "read_as": "." + value}))
 
 
 def _missing(ctx, scan: Scan, pairs, out: list[Finding]) -> None:
@@ -66,13 +100,23 @@ def _missing(ctx, scan: Scan, pairs, out: list[Finding]) -> None:
         folder = sub.subset.image_dir.name
         if sub.alt_captions:
             other, count = max(sub.alt_captions.items(), key=lambda kv: kv[1])
+            source = sub.subset.caption_extension_from
+            detail = ("sd-scripts logs `No caption file found for N images` and goes on with the folder's class "
+                      "token as every caption.")
+            if sub.subset.caption_extension_written and scan.layout.adds_caption_dot is False:
+                detail += (f"\nThis sd-scripts checkout is older than {CAPTION_DOT_SINCE}: it does not add the missing "
+                           f"dot, so it looks for `<image name>{ext}` files.")
+            if source:  # the TOML sets it: the command line would not win
+                fix = f"In {source}, write caption_extension = \"{other}\" (the dataset config wins over the command line)."
+                command = ""
+            else:
+                fix = f"Set --caption_extension={other} (with the dot)."
+                command = corrected_command(ctx, set_={"caption_extension": other})
+            where = f"caption_extension in {source.split(',')[0]}" if source else "--caption_extension"
             out.append(Finding(
-                Severity.ERROR, f"{folder}: {count} images have {other} captions but --caption_extension is {ext}: "
+                Severity.ERROR, f"{folder}: {count} images have {other} captions but {where} is {ext}: "
                                 "sd-scripts finds none of them and trains without captions",
-                detail="sd-scripts logs `No caption file found for N images` and goes on with the folder's class "
-                       "token as every caption.",
-                fix=f"Set --caption_extension={other} (with the dot).",
-                fix_command=corrected_command(ctx, set_={"caption_extension": other}),
+                detail=detail, fix=fix, fix_command=command,
                 cause="dataset.caption_extension_mismatch", facts={"folder": str(sub.subset.image_dir)}))
             continue
         tokens = sub.subset.class_tokens
@@ -88,7 +132,7 @@ def _missing(ctx, scan: Scan, pairs, out: list[Finding]) -> None:
             cause="dataset.caption_missing", facts={"folder": str(sub.subset.image_dir), "missing": missing[:50]}))
 
 
-def _not_utf8(pairs, out: list[Finding]) -> None:
+def _not_utf8(ctx, pairs, out: list[Finding]) -> None:
     bad = [c for _, c, _ in pairs if c.status == "not_utf8"]
     if not bad:
         return
@@ -96,15 +140,13 @@ def _not_utf8(pairs, out: list[Finding]) -> None:
     for c in bad:
         by_enc.setdefault(c.encoding, []).append(c.path)
     for enc, paths in by_enc.items():
-        label = {"cp932": "cp932 (Shift-JIS, Japanese Windows)", "gbk": "GBK (Simplified Chinese Windows)",
-                 "big5": "Big5 (Traditional Chinese)", "cp949": "cp949 (Korean Windows)",
-                 "utf-16": "UTF-16 (Notepad 'Unicode')"}.get(enc, enc)
+        label = ENCODING_LABELS.get(enc, enc)
         out.append(Finding(
             Severity.ERROR, f"{plural(len(paths), 'caption file')} are not UTF-8 (likely {label}): {names(paths)}",
             detail="sd-scripts stops with `illegal char in file (not UTF-8)` and a UnicodeDecodeError.\n" + listing(paths),
-            fix=f"Convert them to UTF-8 (this rewrites the files listed). In PowerShell: "
-                f"Get-Content -Encoding {'Default' if enc != 'utf-16' else 'Unicode'} FILE | Set-Content -Encoding utf8 FILE",
-            fix_command=_convert_command(paths, enc), cause="dataset.caption_not_utf8",
+            fix="Convert them to UTF-8 (this rewrites the files listed; check one afterwards). In PowerShell (5.1 "
+                "too; writes no BOM): " + powershell_command(paths, enc),
+            fix_command=_convert_command(ctx.python, paths, enc), cause="dataset.caption_not_utf8",
             facts={"encoding": enc, "files": paths[:50]}))
 
 

@@ -158,6 +158,26 @@ def _pick(name, subset: dict, dataset: dict, general: dict, default):
     return default
 
 
+def _table_of(name: str, path: Path, subset: dict, dataset: dict, general: dict) -> str:
+    """Where in the TOML `name` is set, as the user finds it ("dataset.toml [general], line 3"), or ''."""
+    table = ("[[datasets.subsets]]" if name in subset else "[[datasets]]" if name in dataset
+             else "[general]" if name in general else "")
+    if not table:
+        return ""
+    lines = []
+    try:
+        header = ""
+        for no, text in enumerate(path.read_text("utf-8").splitlines(), 1):
+            stripped = text.strip()
+            if stripped.startswith("["):
+                header = stripped.split("#", 1)[0].strip()
+            elif stripped.split("=", 1)[0].strip() == name and header == table:
+                lines.append(no)
+    except (OSError, UnicodeDecodeError):
+        pass
+    return f"{path.name} {table}" + (f", line {lines[0]}" if len(lines) == 1 else "")
+
+
 def layout_from_config(ctx) -> Layout:
     """Datasets and findings from --dataset_config (other dataset options are ignored by sd-scripts)."""
     options = ctx.options
@@ -225,6 +245,7 @@ def layout_from_config(ctx) -> Layout:
                 image_dir, int(values["num_repeats"]), _pick("class_tokens", sub, ds, general, None),
                 bool(sub.get("is_reg", False)), str(values["caption_extension"] or DEFAULT_CAPTION_EXTENSION),
                 str(values["caption_separator"]), bool(values["random_crop"]), bool(values["alpha_mask"]),
-                bool(values["enable_wildcard"]), where=f"{path.name}: image_dir = '{sub['image_dir']}'"))
+                bool(values["enable_wildcard"]), where=f"{path.name}: image_dir = '{sub['image_dir']}'",
+                caption_extension_from=_table_of("caption_extension", path, sub, ds, general)))
         layout.datasets.append(dataset)
     return layout

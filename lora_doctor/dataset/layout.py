@@ -50,6 +50,10 @@ class Subset:
     alpha_mask: bool = False
     enable_wildcard: bool = False
     where: str = ""  # how to name it in messages: the folder, or the TOML path of the subset
+    # where caption_extension was set: "" the command line (or the default), else the dataset TOML's
+    # table, e.g. "dataset.toml [general]" (its fix goes there, not to the command line)
+    caption_extension_from: str = ""
+    caption_extension_written: str = ""  # as written, when it has no leading dot
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Layout:
     datasets: list[Dataset] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     fatal: bool = False  # sd-scripts stops before training (bad TOML, bad resolution …)
+    adds_caption_dot: bool | None = None  # the checkout adds a missing "." to caption_extension
 
 
 class OptionError(ValueError):
@@ -297,8 +302,32 @@ def _rename_command(old: Path, new: Path) -> str:
         f'ren "{old}" "{new.name}"'
 
 
+def caption_dot_rule(ctx, layout: Layout) -> None:
+    """A caption_extension without its leading dot: sd-scripts v0.6.5 and later add it (the subset
+    constructors in library/train_util.py); older ones use it as written. When the checkout cannot
+    be read, the rule of every version since May 2023 applies."""
+    from lora_doctor.launch.script_options import adds_caption_dot
+
+    subsets = [s for d in layout.datasets for s in d.subsets
+               if s.caption_extension and not s.caption_extension.startswith(".")]
+    if not subsets:
+        return
+    adds = adds_caption_dot(ctx.sd_scripts_dir)
+    layout.adds_caption_dot = adds
+    for s in subsets:
+        s.caption_extension_written = s.caption_extension
+        if adds is not False:
+            s.caption_extension = "." + s.caption_extension
+
+
 def scan_layout(ctx) -> Layout:
     """The datasets sd-scripts would build from the command's options."""
+    layout = _scan_layout(ctx)
+    caption_dot_rule(ctx, layout)
+    return layout
+
+
+def _scan_layout(ctx) -> Layout:
     options = ctx.options
     if options.get("dataset_config"):
         from lora_doctor.dataset.config import layout_from_config

@@ -5,6 +5,7 @@ else the table shipped with the package."""
 from __future__ import annotations
 
 import ast
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -143,3 +144,95 @@ def _scan(script_path: str, checkout: str, mtime: float) -> dict[str, OptionSpec
     visit(main, entry if entry is not None else main.tree, 0)
     return found
 
+
+
+# -- what the checkout's own sources say about its version ----------------------------------------
+
+# sd-scripts v0.6.5 (library/train_util.py, DreamBoothSubset.__init__; later the other subsets too)
+# prepends "." to a caption_extension written without one; older versions use it as written.
+CAPTION_DOT_SINCE = "v0.6.5"
+_CAPTION_DOT_RULE = re.compile(r"caption_extension\.startswith\(\s*[\"']\.[\"']\s*\)")
+
+
+def adds_caption_dot(checkout: Path | None) -> bool | None:
+    """True when the checkout adds a missing leading dot to caption_extension (v0.6.5 and later),
+    False when its library/train_util.py has no such rule (older), None without a checkout to read."""
+    if checkout is None:
+        return None
+    try:
+        text = (Path(checkout) / "library" / "train_util.py").read_text("utf-8", "replace")
+    except OSError:
+        return None
+    if _CAPTION_DOT_RULE.search(text):
+        return True
+    return False if "class DreamBoothSubset" in text or "def glob_images" in text else None
+
+
+def _git_dir(checkout: Path) -> Path | None:
+    git = checkout / ".git"
+    if git.is_dir():
+        return git
+    try:  # a worktree or submodule: "gitdir: <path>"
+        line = git.read_text("utf-8").strip()
+    except OSError:
+        return None
+    if line.startswith("gitdir:"):
+        path = Path(line[7:].strip())
+        return path if path.is_absolute() else (checkout / path).resolve()
+    return None
+
+
+def checkout_version(checkout: Path | None) -> dict[str, str]:
+    """The checkout's git commit, branch and tag (when HEAD is a tagged commit), read from .git
+    without running git: {"commit": "0123abcd…", "branch": "main", "tag": "v0.9.1"}; {} without .git."""
+    if checkout is None:
+        return {}
+    git = _git_dir(Path(checkout))
+    if git is None:
+        return {}
+    common = git
+    try:
+        common_line = (git / "commondir").read_text("utf-8").strip()
+        common = (git / common_line).resolve()
+    except OSError:
+        pass
+    out: dict[str, str] = {}
+    try:
+        head = (git / "HEAD").read_text("utf-8").strip()
+    except OSError:
+        return {}
+    refs: dict[str, str] = {}
+    try:
+        for line in (common / "packed-refs").read_text("utf-8").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and not line.startswith(("#", "^")):
+                refs[parts[1]] = parts[0]
+            elif line.startswith("^") and refs:  # the commit an annotated tag points at
+                last = list(refs)[-1]
+                refs[last + "^{}"] = line[1:].strip()
+    except OSError:
+        pass
+    for folder in (common / "refs" / "tags", common / "refs" / "heads"):
+        try:
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    refs["refs/" + path.relative_to(common / "refs").as_posix()] = path.read_text("utf-8").strip()
+        except OSError:
+            pass
+    if head.startswith("ref:"):
+        ref = head[4:].strip()
+        out["branch"] = ref.removeprefix("refs/heads/")
+        commit = refs.get(ref, "")
+        try:
+            commit = (git / ref).read_text("utf-8").strip()
+        except OSError:
+            pass
+    else:
+        commit = head
+    if commit:
+        out["commit"] = commit
+        tags = sorted({name.removeprefix("refs/tags/").removesuffix("^{}") for name, sha in refs.items()
+                       if name.startswith("refs/tags/") and sha == commit})
+        if tags:
+            out["tag"] = tags[-1]
+    return out
