@@ -56,6 +56,7 @@ class DiagnosisReport:
     log: ParsedLog | None = None
     plugin_errors: list[str] = field(default_factory=list)
     command_from_log: object = None  # the Launch read from the log (a GUI's echo) when none was given
+    explanations: list[dict] = field(default_factory=list)  # sd-scripts' own checks seen (explain.py): no cause
 
     @property
     def root(self) -> Failure | None:
@@ -75,6 +76,7 @@ class DiagnosisReport:
             "signature_errors": list(self.signature_errors),
             "plugin_errors": list(self.plugin_errors),
             "command_from_log": _argv_json(self.command_from_log),
+            "explanations": list(self.explanations),
             "log": None if log is None else {"lines": log.lines, "bytes": log.bytes, "errors": log.errors[:20],
                                              "truncated_lines": log.truncated_lines},
         }
@@ -155,6 +157,9 @@ def _diagnose(stream, *, launch=None, facts=None, exit_code=None, plugin_dirs=()
     report = DiagnosisReport(diagnoses=_rank(matches, code[0]), failures=parsed.ordered_failures(), exit=exit_,
                              signature_errors=[str(e) for e in db.errors if e.fatal], log=parsed, plugin_errors=code[1],
                              command_from_log=from_log)
+    from lora_doctor.diagnose.explain import explain_report
+
+    report.explanations = explain_report(parsed, launch)
     for pattern in sorted(guard.timed_out):
         owners = [s.where for s in db.signatures if _uses(s, pattern)]
         report.signature_errors.append(f"{', '.join(owners) or 'signature'}: regex {pattern!r} took longer than "

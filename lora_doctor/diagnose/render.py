@@ -71,6 +71,12 @@ def render_report(report, stream=None, *, verbose: bool = False) -> None:
                 _render_failure(console, f, "Also", verbose=False)
     if report.exit is not None and report.exit.description and (not report.diagnoses or verbose):
         _line(console, f"  Exit: {report.exit.description}")
+    if report.explanations and (not report.diagnoses or verbose):
+        from lora_doctor.diagnose.explain import explanation_lines
+
+        _line(console, "")
+        for text in explanation_lines(report.explanations):
+            _line(console, "  " + text)
     if not report.diagnoses and report.failed:
         _line(console, "")
         _line(console, "  To teach lora-doctor this failure, add a signature: see `lora-doctor errors --help`.", "dim")
