@@ -177,7 +177,8 @@ def side_file(ctx, option: str, what: str, cause: str):
     if path.suffix.lower() != ".safetensors":
         return
     try:
-        kind = classify(read_header(path))
+        header = read_header(path)
+        kind = classify(header)
     except HeaderError as exc:
         yield Finding(Severity.ERROR, f"--{option} {path.name} is not a valid safetensors file: {exc}",
                       fix="Download the file again.", cause="model.file_corrupt", facts={"path": str(path)})
@@ -186,6 +187,10 @@ def side_file(ctx, option: str, what: str, cause: str):
         yield Finding(Severity.ERROR, f"--network_weights {path.name} is a {kind.label}, not a LoRA",
                       fix="--network_weights takes a LoRA file saved by sd-scripts (to continue training).",
                       cause="model.network_weights_shape_mismatch", facts={"path": str(path)})
+    elif option == "network_weights":
+        from lora_doctor.checkpoint.inspect import lora_fit_findings
+
+        yield from lora_fit_findings(ctx, path, header)
     elif option == "vae" and kind.name not in ("vae", "component"):
         yield Finding(Severity.WARN, f"--vae {path.name} is a {kind.label}, not a VAE",
                       fix="Pass a VAE file (e.g. sdxl_vae.safetensors) or drop --vae.", facts={"path": str(path)})
@@ -214,6 +219,66 @@ def check_tokenizer(ctx):
         yield from one_tokenizer(ctx, *TOKENIZERS[name])
 
 
+def _major(version) -> int | None:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return None
+
+
+def _delete_command(folder) -> str:
+    from lora_doctor.launch.edit import quote, shell_platform
+
+    if shell_platform() == "win32":
+        return f'rmdir /s /q "{folder}"'
+    return f"rm -rf {quote(str(folder))}"
+
+
+def cached_tokenizer(ctx, local, label: str) -> Finding:
+    """A --tokenizer_cache_dir folder sd-scripts will load with CLIPTokenizer.from_pretrained: does
+    the installed transformers read what is in it? transformers 4's CLIPTokenizer needs vocab.json
+    and merges.txt; a folder saved by transformers 5 holds tokenizer.json only."""
+    facts = {"folder": str(local)}
+    delete = ("Delete the folder: sd-scripts downloads the tokenizer again (online) and saves it with the "
+              "installed transformers.")
+    if not local.is_dir():
+        return Finding(Severity.ERROR, f"tokenizer {label}: {local} in --tokenizer_cache_dir is a file, not a folder",
+                       fix="Delete it, or point --tokenizer_cache_dir elsewhere.", fix_command=_delete_command(local),
+                       facts=facts)
+    try:
+        names = {p.name for p in local.iterdir()}
+    except OSError as exc:
+        return Finding(Severity.ERROR, f"tokenizer {label}: {local} cannot be read ({exc.strerror or exc})",
+                       fix="Fix its permissions, or delete it.", facts=facts)
+    installed = (ctx.facts.get().get("packages") or {}).get("transformers")
+    major = _major(installed) if installed else None
+    facts.update(files=sorted(names)[:20], transformers=installed)
+    if {"vocab.json", "merges.txt"} <= names:
+        return Finding(Severity.OK, f"tokenizer {label}: from --tokenizer_cache_dir ({local})", facts=facts)
+    if not names:
+        return Finding(Severity.ERROR, f"tokenizer {label}: the folder {local} in --tokenizer_cache_dir is empty, "
+                                       "and sd-scripts loads it because it exists",
+                       detail="Loading stops with an error that no tokenizer files were found (an interrupted save?).",
+                       fix=delete, fix_command=_delete_command(local), facts=facts)
+    if "tokenizer.json" in names and (major is None or major < 5):
+        who = f"transformers {installed}" if installed else "transformers 4 (the version sd-scripts pins)"
+        return Finding(Severity.ERROR if major is not None else Severity.WARN,
+                       f"tokenizer {label}: {local} holds tokenizer.json only (saved by transformers 5), which "
+                       f"{who}'s CLIPTokenizer cannot read",
+                       detail="transformers 4's CLIPTokenizer reads vocab.json and merges.txt; without them loading "
+                              "stops (a TypeError about a missing vocab file). Two environments share the cache.",
+                       fix=delete + " Keep one transformers version per cache folder.",
+                       fix_command=_delete_command(local), cause="versions.tokenizer_cache_from_other_transformers",
+                       facts=facts)
+    if "tokenizer.json" in names:
+        return Finding(Severity.OK, f"tokenizer {label}: from --tokenizer_cache_dir ({local}, tokenizer.json)",
+                       facts=facts)
+    missing = " and ".join(n for n in ("vocab.json", "merges.txt") if n not in names)
+    return Finding(Severity.ERROR, f"tokenizer {label}: {local} in --tokenizer_cache_dir lacks {missing}, which "
+                                   "CLIPTokenizer needs (an interrupted save?)",
+                   fix=delete, fix_command=_delete_command(local), facts=facts)
+
+
 def one_tokenizer(ctx, repo: str, subfolder: str):
     from lora_doctor.hub import repo as hub_repo
 
@@ -221,8 +286,8 @@ def one_tokenizer(ctx, repo: str, subfolder: str):
     cache_dir = ctx.path_option("tokenizer_cache_dir")
     if cache_dir is not None:
         local = cache_dir / repo.replace("/", "_")
-        if local.is_dir() and any(local.iterdir()):
-            yield Finding(Severity.OK, f"tokenizer {label}: from --tokenizer_cache_dir ({local})")
+        if local.exists():  # sd-scripts loads the folder whenever it exists (strategy_base / train_util)
+            yield cached_tokenizer(ctx, local, label)
             return
     cached = hub_repo.cached_files(ctx.env, repo, TOKENIZER_FILES, subfolder)
     if cached is not None:

@@ -268,3 +268,115 @@ def _incomplete(folder: Path) -> list[Path]:
         if place.is_dir():
             found += sorted(place.rglob("*.incomplete"))[:20]
     return found
+
+
+def _network_args(ctx) -> dict[str, str]:
+    value = ctx.option("network_args")
+    items = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+    return {k.strip(): v.strip() for k, _, v in (str(i).partition("=") for i in items) if k}
+
+
+def _flag(value) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1"))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def lora_fit_findings(ctx, path: Path, header) -> list[Finding]:
+    """Does the LoRA of --network_weights fit --network_dim/--network_alpha/--network_module and the
+    script? sd-scripts (train_network.py) builds the network from the options, then loads the file
+    into it with strict=False: another rank stops with a size mismatch, another family loads nothing
+    without an error, another alpha is silently replaced by the file's while training scales by the
+    option's."""
+    from lora_doctor.checkpoint.kind import script_generation
+    from lora_doctor.checkpoint.lora import lora_info
+
+    info = lora_info(path, header)
+    name, out = path.name, []
+    facts = {"path": str(path), "family": info.family, "ranks": dict(info.ranks), "alpha": info.alpha,
+             "metadata": {k: v for k, v in info.metadata.items() if k in ("ss_network_module", "ss_network_dim",
+                                                                          "ss_network_alpha", "ss_network_args")}}
+    module = str(ctx.option("network_module") or "")
+    from_weights = _flag(ctx.option("dim_from_weights"))
+    args = _network_args(ctx)
+    gen = script_generation(ctx.script_name)
+    keys = header.tensors.keys()
+    sdxl_file = any(k.startswith(("lora_te1_", "lora_te2_")) for k in keys)
+    sd_file = any(k.startswith("lora_te_") for k in keys)
+    if (gen == "sd12" and sdxl_file) or (gen == "sdxl" and sd_file and not sdxl_file):
+        trained = "SDXL" if sdxl_file else "SD1.x/2.x"
+        out.append(Finding(Severity.ERROR, f"--network_weights {name} is a LoRA for {trained}, but "
+                                           f"{ctx.script_name}.py trains {'SD1.x/2.x' if gen == 'sd12' else 'SDXL'}",
+                           detail="Its layers do not exist in this model: loading fails with a size mismatch, or "
+                                  "nothing is loaded.",
+                           fix="Continue it with the script and base model it was trained on, or drop --network_weights.",
+                           cause="model.network_weights_shape_mismatch", facts=facts))
+        return out
+    if module.startswith("networks.") and info.family in ("loha", "lokr", "oft", "ia3"):
+        trained_with = info.module or "lycoris.kohya"
+        out.append(Finding(Severity.ERROR, f"--network_weights {name} is a LyCORIS {info.family.upper()} network, "
+                                           f"but --network_module={module} builds a plain LoRA: none of its weights load",
+                           detail="sd-scripts loads the file with strict=False, so the mismatch is not an error: it "
+                                  "prints the missing and unexpected keys and trains a new network from scratch.",
+                           fix=f"Use --network_module={trained_with} with the --network_args it was trained with "
+                               f"({info.metadata.get('ss_network_args', 'see its metadata')}).",
+                           cause="model.network_weights_shape_mismatch", facts=facts))
+        return out
+    if info.module and module and info.module != module:
+        out.append(Finding(Severity.WARN, f"--network_weights {name} was trained with --network_module={info.module}; "
+                                          f"this command uses {module}",
+                           fix=f"Use --network_module={info.module} to continue it.", facts=facts))
+    rank, alpha = info.rank, info.alpha
+    given_dim = ctx.option("network_dim")
+    try:
+        dim = int(str(given_dim)) if given_dim not in (None, True) else 4  # networks.lora's default
+        net_alpha = float(str(ctx.option("network_alpha"))) if ctx.option("network_alpha") not in (None, True) else 1.0
+    except ValueError:
+        return out  # a malformed number: the options check reports it
+    default = "" if given_dim not in (None, True) else " (the default)"
+    if rank is not None and not from_weights and (set(info.ranks) != {dim}):
+        uniform = len(info.ranks) == 1
+        shown = f"rank {rank}" if uniform else f"ranks {min(info.ranks)}–{max(info.ranks)} (resized?)"
+        changes = [("network_dim", rank)] + ([("network_alpha", _fmt(alpha))] if alpha is not None else [])
+        out.append(Finding(Severity.ERROR, f"--network_weights {name} has {shown}, but --network_dim is {dim}{default}",
+                           detail=f"train_network.py stops while loading it: `size mismatch for …lora_down.weight: "
+                                  f"copying a param with shape torch.Size([{rank}, …]) from checkpoint, the shape in "
+                                  f"current model is torch.Size([{dim}, …])`.",
+                           fix=(f"Set --network_dim={rank}" + (f" --network_alpha={_fmt(alpha)}" if alpha is not None
+                                                                 else "") + " to continue this LoRA, or add "
+                                "--dim_from_weights (rank and alpha taken from the file).") if uniform else
+                               "Add --dim_from_weights: the file's modules have different ranks.",
+                           fix_command=corrected(ctx, changes) if uniform else corrected(ctx, [("dim_from_weights", True)]),
+                           cause="model.network_weights_shape_mismatch", facts=facts))
+        return out
+    conv_dim = args.get("conv_dim")
+    if info.conv_ranks and not from_weights:
+        conv_rank = info.conv_ranks.most_common(1)[0][0]
+        if conv_dim is None:
+            out.append(Finding(Severity.WARN, f"--network_weights {name} has 3×3 conv layers (rank {conv_rank}), but "
+                                              "--network_args sets no conv_dim: those layers are not loaded or trained",
+                               fix=f"Add conv_dim={conv_rank} (and its conv_alpha) to --network_args, or "
+                                   "--dim_from_weights.", facts=facts))
+        elif conv_dim.isdigit() and set(info.conv_ranks) != {int(conv_dim)}:
+            out.append(Finding(Severity.ERROR, f"--network_weights {name} has 3×3 conv layers of rank {conv_rank}, "
+                                               f"but --network_args sets conv_dim={conv_dim}",
+                               detail="train_network.py stops with a size mismatch while loading it.",
+                               fix=f"Set conv_dim={conv_rank} in --network_args, or use --dim_from_weights.",
+                               cause="model.network_weights_shape_mismatch", facts=facts))
+    if alpha is not None and not from_weights and abs(alpha - net_alpha) > 1e-3:
+        shown_alpha = "" if ctx.option("network_alpha") not in (None, True) else " (the default)"
+        out.append(Finding(Severity.WARN, f"--network_weights {name} has alpha {_fmt(alpha)}, but --network_alpha is "
+                                          f"{_fmt(net_alpha)}{shown_alpha}",
+                           detail=f"Training scales the updates by --network_alpha/--network_dim = {_fmt(net_alpha)}/"
+                                  f"{dim}, but loading the file replaces the saved alpha with {_fmt(alpha)}: the new "
+                                  f"LoRA then applies at {_fmt(alpha / net_alpha)}× the strength it was trained at.",
+                           fix=f"Set --network_alpha={_fmt(alpha)} to continue it as it was trained.",
+                           fix_command=corrected(ctx, [("network_alpha", _fmt(alpha))]), facts=facts))
+    if not out:
+        what = f"rank {rank}, alpha {_fmt(alpha)}" if rank is not None and alpha is not None else info.family
+        out.append(Finding(Severity.OK, f"--network_weights {name} ({what}) fits "
+                                        + ("--dim_from_weights" if from_weights else "--network_dim/--network_alpha"),
+                           facts=facts))
+    return out

@@ -25,6 +25,8 @@ class Header:
     tensors: dict[str, tuple[str, tuple[int, ...]]]
     metadata: dict[str, str] = field(default_factory=dict)
     file_size: int = 0
+    offsets: dict[str, tuple[int, int]] = field(default_factory=dict)  # data_offsets, after the header
+    data_start: int = 0  # 8 + the header's length
 
     def shape(self, key: str) -> tuple[int, ...] | None:
         entry = self.tensors.get(key)
@@ -79,6 +81,7 @@ def read_header(path: str | os.PathLike) -> Header:
         raise HeaderError("the header is not a JSON object (corrupt file)")
     metadata = doc.pop("__metadata__", None) or {}
     tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
+    offsets: dict[str, tuple[int, int]] = {}
     end = 0
     for name, info in doc.items():
         try:
@@ -87,9 +90,43 @@ def read_header(path: str | os.PathLike) -> Header:
         except (TypeError, KeyError, ValueError):
             raise HeaderError(f"the entry for tensor {name!r} is malformed (corrupt file)") from None
         tensors[name] = (dtype, shape)
+        offsets[name] = (_begin, stop)
         end = max(end, stop)
     available = size - 8 - length
     if end > available:
         raise HeaderError(f"truncated: the tensors need {end:,} bytes after the header but only {available:,} "
                           f"are there ({size:,} of {8 + length + end:,} bytes; an interrupted download?)")
-    return Header(tensors, metadata if isinstance(metadata, dict) else {}, size)
+    return Header(tensors, metadata if isinstance(metadata, dict) else {}, size, offsets, 8 + length)
+
+
+# struct formats of the scalar dtypes (bfloat16 is the high half of a float32)
+_SCALAR = {"F32": "<f", "F64": "<d", "F16": "<e", "I64": "<q", "I32": "<i", "I16": "<h", "I8": "<b", "U8": "<B"}
+
+
+def read_scalars(path: str | os.PathLike, header: Header, names) -> dict[str, float]:
+    """The values of single-element tensors (a LoRA's `alpha`s), reading only their bytes; tensors
+    that are not one number, or of a dtype not known here, are left out."""
+    out: dict[str, float] = {}
+    try:
+        with open(path, "rb") as fh:
+            for name in names:
+                entry, span = header.tensors.get(name), header.offsets.get(name)
+                if entry is None or span is None or _elements(entry[1]) != 1:
+                    continue
+                dtype, (begin, stop) = entry[0], span
+                fh.seek(header.data_start + begin)
+                raw = fh.read(stop - begin)
+                if dtype == "BF16" and len(raw) == 2:
+                    out[name] = struct.unpack("<f", b"\x00\x00" + raw)[0]
+                elif dtype in _SCALAR and len(raw) == struct.calcsize(_SCALAR[dtype]):
+                    out[name] = float(struct.unpack(_SCALAR[dtype], raw)[0])
+    except OSError:
+        pass
+    return out
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

@@ -291,6 +291,7 @@ def test_tokenizer_in_hf_cache_and_in_tokenizer_cache_dir(tmp_path):
     assert "laion/CLIP-ViT-bigG" in fs[1].summary
     (tmp_path / "tok" / "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k").mkdir(parents=True)
     (tmp_path / "tok" / "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k" / "vocab.json").write_text("{}")
+    (tmp_path / "tok" / "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k" / "merges.txt").write_text("#version: 0.2\n")
     fs = findings(check_tokenizer, ctx_for(tmp_path, "--tokenizer_cache_dir", "tok", env=env, script="sdxl_train_network.py"))
     assert [f.severity for f in fs] == [Severity.OK, Severity.OK]
 
@@ -421,3 +422,116 @@ def test_planted_token_never_appears_in_cli_output(tmp_path, isolated_env):
 def test_windows_path_on_this_machine(tmp_path):
     f = worst(findings(check_model, ctx_for(tmp_path, "--pretrained_model_name_or_path", r"C:\AI\v1-5.safetensors")))
     assert f.cause == "model.invalid_model_path_or_repo_id" and "Windows path" in f.detail
+
+
+# --- --network_weights against --network_dim/--network_alpha/--network_module (issue 12 item 7) ---
+
+def has_opt(command: str, name: str, value: str) -> bool:
+    return f"--{name} {value}" in command or f"--{name}={value}" in command
+
+
+def lora_file(path: Path, rank=16, alpha=8.0, *, conv_rank=None, family="lora", te="lora_te_", metadata=None):
+    """A LoRA as sd-scripts' networks.lora saves it: per module lora_down (rank, in), lora_up, alpha."""
+    tensors = {}
+    for name, shape in (("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q", (320,)),
+                        ("lora_unet_down_blocks_0_attentions_0_proj_in", (320, 1, 1)),
+                        (f"{te}text_model_encoder_layers_0_mlp_fc1", (768,))):
+        if family == "lora":
+            tensors[f"{name}.lora_down.weight"] = Z(rank, *shape)
+            tensors[f"{name}.lora_up.weight"] = Z(shape[0], rank, *shape[1:])
+        else:  # LyCORIS LoHa
+            tensors[f"{name}.hada_w1_a"] = Z(shape[0], rank)
+            tensors[f"{name}.hada_w1_b"] = Z(rank, shape[0])
+        tensors[f"{name}.alpha"] = np.array(alpha, np.float16)
+    if conv_rank:
+        name = "lora_unet_down_blocks_0_resnets_0_conv1"
+        tensors[f"{name}.lora_down.weight"] = Z(conv_rank, 320, 3, 3)
+        tensors[f"{name}.lora_up.weight"] = Z(320, conv_rank, 1, 1)
+        tensors[f"{name}.alpha"] = np.array(1.0, np.float16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def weights_findings(tmp_path, *args, script="train_network.py"):
+    base = write(tmp_path / "base.safetensors", sdxl() if script.startswith("sdxl") else sd1())
+    ctx = ctx_for(tmp_path, f"--pretrained_model_name_or_path={base}", "--network_module=networks.lora",
+                  "--network_weights", "prev.safetensors", *args, script=script)
+    return [f for f in findings(check_model, ctx) if "network_weights" in f.summary]
+
+
+def test_network_weights_rank_other_than_network_dim_is_an_error_with_the_fix(tmp_path):
+    lora_file(tmp_path / "prev.safetensors", rank=16, alpha=8.0,
+              metadata={"ss_network_module": "networks.lora", "ss_network_dim": "16", "ss_network_alpha": "8.0"})
+    (f,) = weights_findings(tmp_path, "--network_dim=32", "--network_alpha=16")
+    assert f.severity == Severity.ERROR and f.cause == "model.network_weights_shape_mismatch"
+    assert "rank 16, but --network_dim is 32" in f.summary and "size mismatch" in f.detail
+    assert has_opt(f.fix_command, "network_dim", "16") and has_opt(f.fix_command, "network_alpha", "8")
+    (f,) = weights_findings(tmp_path)  # no --network_dim: sd-scripts' default 4
+    assert f.severity == Severity.ERROR and "--network_dim is 4 (the default)" in f.summary
+    (f,) = weights_findings(tmp_path, "--network_dim=16", "--network_alpha=8")
+    assert f.severity == Severity.OK and "rank 16, alpha 8" in f.summary
+    (f,) = weights_findings(tmp_path, "--network_dim=32", "--dim_from_weights")
+    assert f.severity == Severity.OK and "--dim_from_weights" in f.summary
+
+
+def test_network_weights_alpha_other_than_network_alpha_is_a_warning(tmp_path):
+    lora_file(tmp_path / "prev.safetensors", rank=8, alpha=4.0)  # alpha read from the tensors (no metadata)
+    (f,) = weights_findings(tmp_path, "--network_dim=8", "--network_alpha=1")
+    assert f.severity == Severity.WARN and "alpha 4, but --network_alpha is 1" in f.summary
+    assert "4× the strength" in f.detail and has_opt(f.fix_command, "network_alpha", "4")
+
+
+def test_network_weights_of_another_family_or_base_model(tmp_path):
+    lora_file(tmp_path / "prev.safetensors", family="loha", metadata={"ss_network_module": "lycoris.kohya",
+                                                                      "ss_network_args": '{"algo": "loha"}'})
+    (f,) = weights_findings(tmp_path, "--network_dim=16")
+    assert f.severity == Severity.ERROR and "LyCORIS LOHA" in f.summary and "lycoris.kohya" in f.fix
+    lora_file(tmp_path / "prev.safetensors", rank=16, te="lora_te1_")  # an SDXL LoRA
+    (f,) = weights_findings(tmp_path, "--network_dim=16", "--network_alpha=8")
+    assert f.severity == Severity.ERROR and "for SDXL" in f.summary
+    (f,) = weights_findings(tmp_path, "--network_dim=16", "--network_alpha=8", script="sdxl_train_network.py")
+    assert f.severity == Severity.OK
+
+
+def test_network_weights_conv_layers_need_conv_dim(tmp_path):
+    lora_file(tmp_path / "prev.safetensors", rank=16, conv_rank=8)
+    (f,) = weights_findings(tmp_path, "--network_dim=16", "--network_alpha=8")
+    assert f.severity == Severity.WARN and "3×3 conv layers (rank 8)" in f.summary
+    (f,) = weights_findings(tmp_path, "--network_dim=16", "--network_alpha=8", "--network_args", "conv_dim=4")
+    assert f.severity == Severity.ERROR and "conv_dim=4" in f.summary
+    (f,) = weights_findings(tmp_path, "--network_dim=16", "--network_alpha=8", "--network_args", "conv_dim=8",
+                            "conv_alpha=1")
+    assert f.severity == Severity.OK
+
+
+# --- a --tokenizer_cache_dir written by another transformers major (issue 12 item 7) -------------
+
+def test_tokenizer_cache_saved_by_transformers_5_is_an_error_for_transformers_4(tmp_path):
+    folder = tmp_path / "tok" / "openai_clip-vit-large-patch14"
+    folder.mkdir(parents=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).write_text("{}")
+    env = {"HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
+
+    def tokenizer_findings(transformers):
+        facts = {**FACTS, "packages": {**FACTS["packages"], "transformers": transformers}}
+        launch = parse_command(["accelerate", "launch", "train_network.py", "--tokenizer_cache_dir", "tok"])
+        return findings(check_tokenizer, build_context(launch=launch, cwd=tmp_path, env=env, facts=facts, offline=True))
+
+    (f,) = tokenizer_findings("4.54.1")
+    assert f.severity == Severity.ERROR and f.cause == "versions.tokenizer_cache_from_other_transformers"
+    assert "tokenizer.json only" in f.summary and "transformers 4.54.1" in f.summary
+    assert f.fix_command == f"rm -rf {folder}"
+    (f,) = tokenizer_findings("5.0.0")
+    assert f.severity == Severity.OK
+    for name in ("vocab.json", "merges.txt"):
+        (folder / name).write_text("{}")
+    (f,) = tokenizer_findings("4.54.1")
+    assert f.severity == Severity.OK
+
+
+def test_an_empty_tokenizer_cache_folder_is_loaded_and_fails(tmp_path):
+    (tmp_path / "tok" / "openai_clip-vit-large-patch14").mkdir(parents=True)
+    (f,) = findings(check_tokenizer, ctx_for(tmp_path, "--tokenizer_cache_dir", "tok"))
+    assert f.severity == Severity.ERROR and "is empty" in f.summary
