@@ -96,6 +96,18 @@ def render_results(results: list[CheckResult], summary: dict, *, verbose: bool =
               "red" if errors else "yellow")
     else:
         _line(console, "✓ No issues found.", "green")
+    fixed = combined_fix(results)
+    if fixed:  # the output ends with one command that applies every fix above (launch.edit.combined)
+        _line(console, "Every fix above in one command:", "bold")
+        _line(console, f"  $ {fixed}", "bold")
+
+
+def combined_fix(results: list[CheckResult]) -> str:
+    """One corrected training command with the edits of every warning's and error's fix command;
+    '' when fewer than two findings edit the command."""
+    from lora_doctor.launch.edit import combined
+
+    return combined([f for r in results for f in r.findings if f.severity >= Severity.WARN])
 
 
 def print_json(obj, stream=None) -> None:
