@@ -59,15 +59,19 @@ def fake_facts(*, python: str = "3.10.11", platform: str = "linux", executable: 
             "probe": {"ok": True, "error": None, "timed_out": False, "seconds": 0.0, "exit_code": 0}}
 
 
-def make_context(command: str | list[str] | None = None, *, facts: dict | None = None, **kwargs) -> Context:
+def make_context(command: str | list[str] | None = None, *, facts: dict | None = None, probe: bool = False,
+                 **kwargs) -> Context:
     """A Context for `command` (a string is split like a POSIX shell would); facts default to
-    `fake_facts()`, so no probe runs. Other keywords go to `build_context`."""
+    `fake_facts()`, so no probe runs; `probe=True` probes the real interpreter instead (`python=`
+    chooses it). Other keywords go to `build_context`."""
     from lora_doctor.launch.command import parse_command
 
     launch = None
     if command is not None:
         launch = parse_command(shlex.split(command) if isinstance(command, str) else list(command))
-    return build_context(launch=launch, facts=fake_facts() if facts is None else facts, **kwargs)
+    if not probe and facts is None:
+        facts = fake_facts()
+    return build_context(launch=launch, facts=facts, **kwargs)
 
 
 def checks_of(plugin) -> list[Check]:

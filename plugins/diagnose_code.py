@@ -232,11 +232,11 @@ def diagnose_killed(failure, context) -> Diagnosis | None:
 
 
 @hookimpl
-def lora_doctor_diagnose(failure, context):
+def lora_doctor_diagnose(failure, postmortem):
     """CUDA OOM figures, NaN loss and killed processes, computed from the log and the command."""
     out = []
     for fn in (diagnose_oom, diagnose_nan, diagnose_killed):
-        d = fn(failure, context)
+        d = fn(failure, postmortem)
         if d is not None:
             out.append(d)
     return out

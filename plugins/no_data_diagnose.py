@@ -130,19 +130,19 @@ def _command(context, changes) -> str:
 
 
 @hookimpl
-def lora_doctor_diagnose(failure, context):
+def lora_doctor_diagnose(failure, postmortem):
     """After "No data found" / "no regularization images", look at the command's dataset folders."""
     if failure is not None and failure.exception and not failure.is_wrapper:
         return []  # a traceback explains the run; the signatures handle it
-    if not hasattr(context, "option") or context.option("dataset_config"):
+    if not hasattr(postmortem, "option") or postmortem.option("dataset_config"):
         return []
-    value = context.option("train_data_dir")
-    if not isinstance(value, str) or not value or not _saw(context, NO_DATA):
-        reg = _reg_dir_missing(context)
+    value = postmortem.option("train_data_dir")
+    if not isinstance(value, str) or not value or not _saw(postmortem, NO_DATA):
+        reg = _reg_dir_missing(postmortem)
         return [reg] if reg else []
     folder = Path(os.path.expanduser(value))
     found = classify(folder)
-    if found and found[0] == "dataset.train_data_dir_not_found" and getattr(context, "command_from_log", False):
+    if found and found[0] == "dataset.train_data_dir_not_found" and getattr(postmortem, "command_from_log", False):
         # A pasted log's folder missing here says nothing about the machine that trained; its name still does.
         if not _REPEATS.match(folder.name):
             return []
@@ -153,6 +153,6 @@ def lora_doctor_diagnose(failure, context):
     title, why, fix = TEXT[cause]
     fix_command = ""
     if cause == "dataset.train_data_dir_not_parent" and _REPEATS.match(folder.name):
-        fix_command = _command(context, [("train_data_dir", str(folder.parent))])
+        fix_command = _command(postmortem, [("train_data_dir", str(folder.parent))])
     return [Diagnosis(signature_id=cause, title=title, confidence=0.9, evidence=[f"--train_data_dir: {seen}"],
                       why=why, fix=list(fix), fix_command=fix_command, refs=[REF], source="plugin no_data_diagnose")]

@@ -102,14 +102,15 @@ def parse_launch(command: list[str] | None):
 
 
 def load_checks(plugin_dir):
-    """(every registered check, results that report broken plugins): the plugin host's view."""
-    from lora_doctor.host.doctor import plugin_error_results
+    """(host, every registered check, []): a broken plugin is a check `plugin.<name>` that warns,
+    so --only/--skip select it like any other (the third item is kept for callers)."""
+    from lora_doctor.host.doctor import plugin_error_checks
     from lora_doctor.host.pluginmanager import PluginHost
 
     host = PluginHost(plugin_dir)
     checks, errors = host.checks()
     broken = [(p.name, p.error) for p in host.plugins if p.error] + errors
-    return host, checks, plugin_error_results(broken)
+    return host, plugin_error_checks(broken) + checks, []
 
 
 def validate_selection(checks, only, skip) -> None:

@@ -119,7 +119,7 @@ def run(args) -> int:
     no_probe = {"probe": {"ok": False, "error": "not probed: `lora-doctor dataset` checks files only"}}
     ctx = build_context(launch=launch, options=options, verbose=args.verbose, offline=True, facts=no_probe)
     _, checks, broken = load_checks(args.plugin_dir)
-    results = broken + run_checks(select(checks, ["dataset"]), ctx)
+    results = broken + run_checks(select(checks, ["dataset", "plugin"]), ctx)  # plugin.<name>: a broken one
     total = summary(results)
     if args.json:
         from lora_doctor import __version__

@@ -49,7 +49,10 @@ def run(args) -> int:
     from lora_doctor.diagnose.match import diagnose_file, diagnose_stream
 
     launch = _launch(args)
-    kwargs = dict(launch=launch, exit_code=args.exit_code, plugin_dirs=args.plugin_dir)
+    from lora_doctor.host.pluginmanager import PluginHost
+
+    host = PluginHost(args.plugin_dir)
+    kwargs = dict(launch=launch, exit_code=args.exit_code, host=host)
     if args.log == "-":
         if sys.stdin.isatty():
             print("lora-doctor diagnose: reading the log from stdin (paste it, then Ctrl-D; Ctrl-Z Enter on "
@@ -69,6 +72,8 @@ def run(args) -> int:
             report = diagnose_file(path, **kwargs)
         except OSError as exc:
             raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    for name, why in host.broken():  # on stderr: stdout is the report (or its JSON)
+        print(f"lora-doctor: warning: plugin {name} is broken: {why} (see `lora-doctor plugins`)", file=sys.stderr)
     if args.json:
         from lora_doctor.output.render import print_json
 

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     show = verbs.add_parser("show", help="everything about one signature")
     show.add_argument("id", metavar="ID")
     test = verbs.add_parser("test", help="validate signature files (default: every loaded one)")
-    test.add_argument("paths", nargs="*", metavar="PATH", help=".toml files or folders of them")
+    test.add_argument("paths", nargs="*", metavar="PATH", help=".toml signature files or folders of them")
     for q in (ls, show, test):
         q.add_argument("--json", action="store_true", help="print JSON")
         add_plugin_dir(q)
@@ -118,8 +118,14 @@ def _test_paths(args) -> int:
     from lora_doctor.diagnose.signatures import iter_toml, load_database
 
     for raw in args.paths:
-        if not Path(raw).exists():
+        path = Path(raw)
+        if not path.exists():
             raise UsageError(f"{raw}: no such file or folder")
+        if path.is_file() and path.suffix.lower() != ".toml":
+            hint = (" (a .py plugin is checked by `lora-doctor plugins --plugin-dir FOLDER`)"
+                    if path.suffix.lower() == ".py" else "")
+            raise UsageError(f"{raw} is not a signature file: `errors test` takes .toml signature files "
+                             f"([[signature]] tables, see docs/signatures.md) or folders of them{hint}")
     mine = load_database([(Path(p), f"folder:{p}") for p in args.paths], strict=True)
     files = {str(f) for p in args.paths for f in iter_toml(Path(p))}
     if not files:

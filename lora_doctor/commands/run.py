@@ -130,9 +130,8 @@ class _Watch:
         pre = self.preflight
         if pre.host is None:
             return None  # plugins still loading (--force): the first lines go unwatched
-        hints = [r for _, r in pre.host.call_each("lora_doctor_watch_line", line=line, context=pre.ctx)
-                 if isinstance(r, str) and r]
-        return "\n".join(hints) or None
+        pre.host.watch_line(line, pre.ctx, self.runner.hint)  # off this thread; hints arrive via runner.hint
+        return None
 
 
 def run(args) -> int:
@@ -193,6 +192,9 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
         _stderr(f"lora-doctor run: cannot start {args.command[0]}: {exc.strerror or exc}"
                 + (" (is the sd-scripts virtual environment activated?)" if code == 127 else ""))
         return code
+    if pre.host is not None:
+        pre.host.finish_watching()  # the watchers' hints for the last lines (at most 1 s)
+        result.hints = list(runner.hints)
     try:
         if log_path is not None and log_path.is_file():  # not for --log /dev/null
             postmortem(args, launch, pre, result, log_path)

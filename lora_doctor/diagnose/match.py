@@ -396,7 +396,7 @@ def _merge(sig_d: Diagnosis, code_d: Diagnosis) -> Diagnosis:
 def _code_diagnoses(host, root: Failure | None, post: PostMortem) -> tuple[list[tuple[Diagnosis, int]], list[str]]:
     """Diagnoses from every plugin's `lora_doctor_diagnose`, each plugin isolated."""
     out, errors = [], []
-    for name, result in host.call_each("lora_doctor_diagnose", failure=root, context=post):
+    for name, result in host.call_each("lora_doctor_diagnose", failure=root, postmortem=post):
         if isinstance(result, Exception):
             errors.append(f"plugin {name}: lora_doctor_diagnose raised {type(result).__name__}: {result}")
             continue

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from lora_doctor.context import Context
+from lora_doctor.host.isolation import plugin_code
 from lora_doctor.model import Check, CheckSkipped, Finding, Severity
 
 STATUS_BY_SEVERITY = {Severity.OK: "ok", Severity.INFO: "ok", Severity.WARN: "warning", Severity.ERROR: "error"}
@@ -68,23 +69,26 @@ def _stamp(f, check: Check) -> Finding:
 def run_checks(checks: list[Check], ctx: Context, *, budget_scale: float = 1.0) -> list[CheckResult]:
     """Run every applicable check in its own daemon thread; return results in check order.
 
-    A check that raises becomes one error finding naming its plugin; one that overruns its
-    budget is reported as timed out (its thread is abandoned, never joined). Time spent waiting
-    for the target probe (`ctx.facts.get()`) is not charged to a check's budget.
+    A check that raises becomes one warning naming its plugin (not checked is not an error of
+    the training: it never blocks `run`); one that overruns its budget is reported as timed out
+    (its thread is abandoned, never joined). Time spent waiting for the target probe
+    (`ctx.facts.get()`) is not charged to a check's budget. Checks run as plugin code: their
+    print() goes to stderr, their os._exit() raises.
     """
     results: list[CheckResult | None] = [None] * len(checks)
     threads: list[tuple[int, threading.Thread, float, float]] = []
 
     def work(i: int, check: Check, started: float) -> None:
         try:
-            findings = [_stamp(f, check) for f in (check.run(ctx) or ())]
+            with plugin_code():
+                findings = [_stamp(f, check) for f in (check.run(ctx) or ())]
         except CheckSkipped as exc:  # its input failed (reported by another check): not an all-clear
             results[i] = CheckResult(check, "skipped", seconds=time.monotonic() - started, skipped_reason=str(exc))
             return
         except BaseException as exc:  # SystemExit too: a check must never end the doctor silently
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            findings = [Finding(Severity.ERROR, f"the check {check.id} (plugin {check.plugin or '?'}) crashed: "
+            findings = [Finding(Severity.WARN, f"the check {check.id} (plugin {check.plugin or '?'}) crashed: "
                                 f"{type(exc).__name__}: {exc}",
                                 fix=f"Report it to the plugin's author, or skip it with --skip {check.id}.",
                                 check_id=check.id)]
@@ -119,15 +123,27 @@ def run_checks(checks: list[Check], ctx: Context, *, budget_scale: float = 1.0) 
     return [r for r in results if r is not None]
 
 
-def plugin_error_results(errors: list[tuple[str, str]]) -> list[CheckResult]:
-    """Results that report broken plugins (failed import, a raising register hook)."""
+def plugin_error_checks(errors: list[tuple[str, str]]) -> list[Check]:
+    """One check per broken plugin (failed import, a raising or slow hook), id `plugin.<name>`:
+    selectable like any check (`--skip plugin.<name>`), and its finding is a warning — a broken
+    plugin is not a problem of the training, so it never blocks `run`."""
     out = []
     for plugin, message in errors:
-        check = Check(id=f"plugin.{plugin}", title=f"Plugin {plugin}", run=lambda ctx: (), plugin=plugin)
-        finding = Finding(Severity.ERROR, f"plugin {plugin} is broken: {message}",
-                          fix="Fix or remove the plugin; run `lora-doctor plugins` to see where it comes from.",
-                          check_id=check.id)
-        out.append(CheckResult(check, "error", [finding]))
+        finding = Finding(Severity.WARN, f"plugin {plugin} is broken: {message}",
+                          fix=f"Fix or remove the plugin (`lora-doctor plugins` shows where it comes from), "
+                              f"or hide this with --skip plugin.{plugin}.",
+                          check_id=f"plugin.{plugin}")
+        out.append(Check(id=f"plugin.{plugin}", title=f"Plugin {plugin}", run=lambda ctx, f=finding: [f],
+                         plugin=plugin, timeout=5.0))
+    return out
+
+
+def plugin_error_results(errors: list[tuple[str, str]]) -> list[CheckResult]:
+    """Results that report broken plugins, without running anything (see plugin_error_checks)."""
+    out = []
+    for check in plugin_error_checks(errors):
+        findings = list(check.run(None))
+        out.append(CheckResult(check, _status(findings), findings))
     return out
 
 

@@ -275,7 +275,7 @@ def test_a_raising_code_matcher_is_isolated(tmp_path):
     plugin_dir = tmp_path / "plugins"
     plugin_dir.mkdir()
     (plugin_dir / "boom.py").write_text(
-        "from lora_doctor import hookimpl\n\n@hookimpl\ndef lora_doctor_diagnose(failure, context):\n"
+        "from lora_doctor import hookimpl\n\n@hookimpl\ndef lora_doctor_diagnose(failure, postmortem):\n"
         "    '''Always raises.'''\n    raise RuntimeError('boom')\n")
     (plugin_dir / "s.toml").write_text(textwrap.dedent(SPECIFIC))
     host = PluginHost([str(plugin_dir)], builtins=CODE_ONLY, entry_points=False)
