@@ -19,6 +19,7 @@ Two halves:
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -139,8 +140,6 @@ def _halves_at(parts: list, sep: str) -> tuple[list, list] | None:
 
 # -- conditions in words -----------------------------------------------------------------------
 def _dotted(node) -> str | None:
-    import ast
-
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
@@ -151,8 +150,6 @@ def _dotted(node) -> str | None:
 
 def option_of(node) -> str | None:
     """`args.X` / `getattr(args, "X", …)` -> "X"."""
-    import ast
-
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ARGS_NAMES:
         return node.attr
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")
@@ -163,8 +160,6 @@ def option_of(node) -> str | None:
 
 
 def options_read(node) -> set[str]:
-    import ast
-
     out = set()
     for sub in ast.walk(node):
         opt = option_of(sub)
@@ -174,8 +169,6 @@ def options_read(node) -> set[str]:
 
 
 def _names(node) -> list[str]:
-    import ast
-
     seen: list[str] = []
     for sub in ast.walk(node):
         name = None
@@ -215,8 +208,6 @@ _PATH_TESTS = {"exists": ("exists", "does not exist"), "isfile": ("is a file", "
 
 def noun(node) -> str:
     """An expression as a noun phrase, from names and values only."""
-    import ast
-
     opt = option_of(node)
     if opt:
         return "--" + opt
@@ -289,8 +280,6 @@ def noun(node) -> str:
 
 def truth(node, negate: bool = False) -> str:
     """An expression in a boolean context, as a sentence (negated when `negate`)."""
-    import ast
-
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         return truth(node.operand, not negate)
     if isinstance(node, ast.BoolOp):
@@ -331,8 +320,6 @@ def truth(node, negate: bool = False) -> str:
 
 
 def _compare(left, op: str, right, negate: bool) -> str:
-    import ast
-
     words = _CMP.get(op, ("compares to", "does not compare to"))[1 if negate else 0]
     if op in ("Is", "IsNot", "Eq", "NotEq") and isinstance(right, ast.Constant) and right.value is None:
         given = (op in ("Is", "Eq")) == negate
@@ -348,8 +335,6 @@ def _compare(left, op: str, right, negate: bool) -> str:
 
 
 def _predicate(node, negate: bool) -> str:
-    import ast
-
     func = _dotted(node.func) or ""
     last = node.func.attr if isinstance(node.func, ast.Attribute) else func
     args = node.args
@@ -393,8 +378,6 @@ def _predicate(node, negate: bool) -> str:
 
 # -- extraction --------------------------------------------------------------------------------
 def _name_of(node) -> str:
-    import ast
-
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
@@ -447,8 +430,6 @@ def _percent_parts(text: str, values: list) -> list:
 
 def message_parts(node, resolve=None) -> list:
     """A message expression as template parts; anything not literal becomes a placeholder."""
-    import ast
-
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return [node.value]
     if isinstance(node, ast.JoinedStr):
@@ -482,8 +463,6 @@ def message_parts(node, resolve=None) -> list:
 
 
 def _call_name(node) -> str:
-    import ast
-
     if isinstance(node, ast.Expr):
         node = node.value
     if isinstance(node, ast.Call):
@@ -504,8 +483,6 @@ _ERROR_WORDS = re.compile(r"\b(?:no|not|error|invalid|cannot|can't|fail(?:ed|s)?
 
 def _is_abort(stmt) -> bool:
     """return / raise / exit(…) (exit(0) is a normal end)."""
-    import ast
-
     if isinstance(stmt, (ast.Raise, ast.Return)):
         return True
     if _call_name(stmt) in _EXIT_CALLS:
@@ -519,8 +496,6 @@ def _is_error_report(stmt) -> bool:
 
 
 def _report_parts(call, resolve) -> list:
-    import ast
-
     args = [a for a in call.args if not isinstance(a, ast.Starred)]
     if not args:
         return []
@@ -539,8 +514,6 @@ def _report_parts(call, resolve) -> list:
 
 def _is_either(test, negate: bool) -> bool:
     """Does the test read as "A or B" (it needs parentheses among other conditions)?"""
-    import ast
-
     while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         test, negate = test.operand, not negate
     return isinstance(test, ast.BoolOp) and isinstance(test.op, ast.Or) != negate
@@ -549,7 +522,6 @@ def _is_either(test, negate: bool) -> bool:
 def _as_options(test, scope):
     """The test with each local name that holds an option as it was read (`x = args.x`) shown as
     that option."""
-    import ast
     import copy
 
     swap = {n: v for n, v in scope.assigned.items() if option_of(v)}
@@ -572,8 +544,6 @@ class _Scope:
 def extract_messages(source: str, relpath: str) -> list[dict]:
     """The user-facing aborts of one Python file, in line order. Each: kind, exception, message
     (template) or None, pattern, file, function, line, condition (words), options."""
-    import ast
-
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
@@ -1083,7 +1053,7 @@ def explanation_lines(explanations: list[dict], limit: int = 2) -> list[str]:
     """A few lines per explanation: what sd-scripts checked, on which options, where."""
     out: list[str] = []
     for x in explanations[:limit]:
-        what = x.get("exception") or "message"
+        what = x.get("exception") or "an error it logs"
         out.append(f"sd-scripts' own check ({what}, {x['source']} in {x['function']}):")
         out.append(f"  it stops {x['condition']}")
         if x.get("options"):

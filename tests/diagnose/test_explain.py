@@ -216,7 +216,7 @@ def test_a_rich_record_folded_at_80_columns():
     assert got and got[0]["source"].startswith("train_network.py:")
 
 
-def test_explain_text_on_a_big_log_is_bounded_in_diagnose(tmp_path):
+def test_a_message_at_the_end_of_a_big_log(tmp_path):
     import time
 
     log = tmp_path / "big.log"
