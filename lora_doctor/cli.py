@@ -13,7 +13,7 @@ import sys
 from lora_doctor import __version__
 
 # subcommand -> module in lora_doctor.commands (each has add_parser(subparsers) and run(args) -> int)
-COMMANDS = ("env", "run", "diagnose", "dataset", "errors", "plugins", "history", "diff")
+COMMANDS = ("env", "run", "diagnose", "dataset", "report", "errors", "plugins", "history", "diff")
 USAGE_ERROR = 2
 LAUNCHERS = ("accelerate", "python", "python3", "py", "torchrun")  # first words of a training command
 TRAIN = "accelerate launch train_network.py --pretrained_model_name_or_path=model.safetensors …"
@@ -49,6 +49,9 @@ lora-doctor diagnose train.log -- accelerate launch train_network.py …   (fixe
     "dataset": """lora-doctor dataset train --resolution 512
 lora-doctor dataset "D:\\lora\\train" --resolution 1024 --enable_bucket --script sdxl_train_network.py
 lora-doctor dataset --dataset_config dataset.toml""",
+    "report": """lora-doctor report --log train.log -- accelerate launch train_network.py …
+lora-doctor report --last          (the command and log of the last `lora-doctor run`)
+lora-doctor report > report.md""",
     "errors": """lora-doctor errors list
 lora-doctor errors show dataset.image_too_large_no_bucket
 lora-doctor errors test my_errors.toml""",
