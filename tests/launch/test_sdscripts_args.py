@@ -187,3 +187,13 @@ def test_config_file_values_of_the_wrong_type(bare):
     assert bad["train_batch_size"].fix == "Write train_batch_size = 4."
     assert bad["cache_latents"].severity == Severity.ERROR and "without quotes" in bad["cache_latents"].fix
     assert "control character" in bad["output_dir"].summary and "output_dir = 'C:\\new'" in bad["output_dir"].fix
+
+
+def test_removing_an_option_written_with_a_space_removes_its_value_too(checkout):
+    """The fix of a missing --resume folder used to delete `--resume` and leave its path behind as a
+    stray argument; the one editor (launch/edit.py) knows the option takes a value."""
+    import shlex
+
+    f = only(check(checkout, NET, "--resume", "out/run-state", "--seed=1"), "args.resume_state_not_found")
+    argv = shlex.split(f.fix_command)
+    assert "--resume" not in argv and "out/run-state" not in argv and argv[-1] == "--seed=1"
