@@ -112,6 +112,11 @@ class Watchers:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not all(w.idle() for w in self.workers):
             time.sleep(0.01)
+        now = time.monotonic()
+        for w in self.workers:
+            started = w.busy_since
+            if not w.off and started is not None and now - started > self.budget:
+                self.disable(w, f"its lora_doctor_watch_line took longer than {self.budget:g} s on one line")
         for w in self.workers:
             with w.wake:
                 w.off = True
