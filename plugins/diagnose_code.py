@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from lora_doctor.hookspecs import hookimpl
+from lora_doctor.launch.edit import corrected
 from lora_doctor.model import Diagnosis
 
 _SIZE = r"([\d.]+)\s*(GiB|MiB|KiB|GB|MB|B)\b"
@@ -45,18 +46,6 @@ def _oom_text(failure, context) -> str:
     tops = ([failure] if failure is not None else []) + list(context.log.failures)
     texts = (f"{f.exception}: {f.message}" for top in tops for f in reversed(chain(top)))
     return next((t for t in texts if "out of memory" in t.lower() or "OutOfMemoryError" in t), "")
-
-
-def _command(context, changes, remove=()):
-    launch = context.launch
-    if launch is None or not getattr(launch, "script", None):
-        return ""
-    import sys
-
-    from lora_doctor.launch.edit import join, with_options
-    from lora_doctor.redact import redact_argv
-
-    return join(redact_argv(with_options(launch, changes, tuple(remove))), sys.platform)
 
 
 def _resolution(value) -> int | None:
@@ -147,7 +136,7 @@ def diagnose_oom(failure, context) -> Diagnosis | None:
            f"{f' (now {res})' if res else ''} and the precision (now {precision}).")
     return Diagnosis(signature_id="cuda.oom", title="The GPU ran out of memory (CUDA out of memory)",
                      confidence=0.95, evidence=evidence, why=why, fix=steps,
-                     fix_command=_command(context, changes[:2]) if changes else "", refs=REFS_OOM,
+                     fix_command=corrected(context, changes) if changes else "", refs=REFS_OOM,
                      source="plugin diagnose_code")
 
 
@@ -177,7 +166,7 @@ def diagnose_nan(failure, context) -> Diagnosis | None:
                          why="GTX 16xx (Turing without tensor cores) gives NaN in fp16 with the default cuDNN "
                              "settings.",
                          fix=["Train in full precision: --mixed_precision=no (slower, but correct)."],
-                         fix_command=_command(context, [("mixed_precision", "no")]), source="plugin diagnose_code")
+                         fix_command=corrected(context, [("mixed_precision", "no")]), source="plugin diagnose_code")
     if precision == "fp16":
         steps.append("fp16 overflows easily: use --mixed_precision=bf16 on RTX 30xx or newer; with SDXL keep "
                      "--no_half_vae.")
@@ -188,7 +177,7 @@ def diagnose_nan(failure, context) -> Diagnosis | None:
                      confidence=0.9 if lr >= 1e-2 else 0.8, evidence=[line.strip()[:300]],
                      why="Once one step produces NaN (an update too large for the weights, or an fp16 overflow), "
                          "every later step is NaN too and the network learns nothing.",
-                     fix=steps, fix_command=_command(context, changes) if changes else "",
+                     fix=steps, fix_command=corrected(context, changes) if changes else "",
                      source="plugin diagnose_code")
 
 
@@ -206,7 +195,7 @@ def diagnose_killed(failure, context) -> Diagnosis | None:
                               "--persistent_data_loader_workers.",
                               "Let Windows manage the paging file size, or set it to at least 32 GB on a drive "
                               "with free space (System > About > Advanced system settings > Performance)."],
-                         fix_command=_command(context, [("max_data_loader_n_workers", 1)],
+                         fix_command=corrected(context, [("max_data_loader_n_workers", 1)],
                                               ("persistent_data_loader_workers",)),
                          source="plugin diagnose_code")
     if failure is not None and failure.exception and not failure.is_wrapper:

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from lora_doctor.hookspecs import hookimpl
+from lora_doctor.launch.edit import corrected
 from lora_doctor.model import Diagnosis
 
 NO_DATA = "No data found"
@@ -117,18 +118,6 @@ def _reg_dir_missing(context) -> Diagnosis | None:
                      refs=[REF], severity="warn", source="plugin no_data_diagnose")
 
 
-def _command(context, changes) -> str:
-    launch = getattr(context, "launch", None)
-    if launch is None or not getattr(launch, "script", None):
-        return ""
-    import sys
-
-    from lora_doctor.launch.edit import join, with_options
-    from lora_doctor.redact import redact_argv
-
-    return join(redact_argv(with_options(launch, changes, ())), sys.platform)
-
-
 @hookimpl
 def lora_doctor_diagnose(failure, postmortem):
     """After "No data found" / "no regularization images", look at the command's dataset folders."""
@@ -153,6 +142,6 @@ def lora_doctor_diagnose(failure, postmortem):
     title, why, fix = TEXT[cause]
     fix_command = ""
     if cause == "dataset.train_data_dir_not_parent" and _REPEATS.match(folder.name):
-        fix_command = _command(postmortem, [("train_data_dir", str(folder.parent))])
+        fix_command = corrected(postmortem, [("train_data_dir", str(folder.parent))])
     return [Diagnosis(signature_id=cause, title=title, confidence=0.9, evidence=[f"--train_data_dir: {seen}"],
                       why=why, fix=list(fix), fix_command=fix_command, refs=[REF], source="plugin no_data_diagnose")]

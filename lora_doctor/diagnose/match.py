@@ -85,12 +85,10 @@ class DiagnosisReport:
 def _argv_json(launch) -> str | None:
     if launch is None:
         return None
-    import sys
-
     from lora_doctor.launch.edit import join
     from lora_doctor.redact import redact_argv
 
-    return join(redact_argv(list(launch.argv)), sys.platform)
+    return join(redact_argv(list(launch.argv)))
 
 
 def _failure_json(f: Failure, log: ParsedLog | None) -> dict:
@@ -470,14 +468,8 @@ def describe_edit(edit: dict) -> str:
 
 
 def corrected_command(launch, edit: dict, platform: str | None = None) -> str:
-    """The user's command with the edit applied (secrets redacted), or '' without a command."""
-    if launch is None or not getattr(launch, "script", None):
-        return ""
-    import sys
-
-    from lora_doctor.launch.edit import join, with_options
-    from lora_doctor.redact import redact_argv
+    """The user's command with a signature's edit applied (launch.edit.corrected), or '' without a command."""
+    from lora_doctor.launch.edit import corrected
 
     changes, remove = _edit_changes(edit)
-    argv = with_options(launch, changes, tuple(remove))
-    return join(redact_argv(argv), platform or sys.platform)
+    return corrected(launch, changes, remove, platform=platform)

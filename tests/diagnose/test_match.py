@@ -187,7 +187,9 @@ def test_oom_names_the_figures_and_what_to_change_first(tmp_path):
     assert d.fix[0].startswith("Train in mixed precision: --mixed_precision=fp16")
     assert any("--train_batch_size=2 with --gradient_accumulation_steps=2" in s for s in d.fix)
     assert has_opt(d.fix_command, "mixed_precision", "fp16") and "--gradient_checkpointing" in d.fix_command
-    assert "--train_batch_size=4" in d.fix_command
+    # issue 12 item 5: the corrected command lowers the batch that was just raised, as the fix says
+    assert has_opt(d.fix_command, "train_batch_size", "2") and "--train_batch_size=4" not in d.fix_command
+    assert has_opt(d.fix_command, "gradient_accumulation_steps", "2")
 
 
 def test_oom_without_the_command_claims_no_settings(tmp_path):
