@@ -223,3 +223,11 @@ def test_bom_fix_removes_the_bom_in_python_and_powershell(tmp_path):
     assert "GetEncoding(65001)" in hit.fix and "New-Object Text.UTF8Encoding $false" in hit.fix
     subprocess.run([sys.executable, *shlex.split(hit.fix_command)[1:]], check=True, timeout=30)
     assert bom.read_bytes() == b"trigger, smile"
+
+
+def test_caption_extension_txt_in_the_toml_of_an_old_checkout_is_fixed_in_the_toml(tmp_path):
+    """The issue's case on a checkout older than v0.6.5: the fix goes to the TOML line, with the dot."""
+    _checkout(tmp_path, OLD_TRAIN_UTIL)
+    hit = [f for f in _toml_captions(tmp_path, "caption_extension = 'txt'") if f.cause == "dataset.caption_extension_mismatch"]
+    assert hit and 'In dataset.toml [general], line 3, write caption_extension = ".txt"' in hit[0].fix
+    assert hit[0].fix_command == ""
