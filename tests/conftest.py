@@ -29,3 +29,19 @@ def isolated_env(tmp_path, monkeypatch):
                NO_COLOR="1", PYTHONIOENCODING="utf-8", GIT_CONFIG_NOSYSTEM="1")
     return env
 
+
+
+@pytest.fixture
+def unprivileged():
+    """Runs CLI calls as an unprivileged user (tests/support/unprivileged.py): permission tests
+    mean something under root too. Skips only as root without setpriv or runuser."""
+    from support.unprivileged import Unprivileged, prefix
+
+    argv = prefix()
+    if argv is None:
+        pytest.skip("needs a non-root user, or root with setpriv/runuser (chmod does not stop root)")
+    helper = Unprivileged(argv)
+    try:
+        yield helper
+    finally:
+        helper.cleanup()

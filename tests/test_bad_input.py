@@ -188,12 +188,12 @@ def test_paths_with_spaces_japanese_and_bytes_that_are_not_utf8(cli, tmp_path, n
     assert diag.returncode in (0, 1) and "ValueError" in diag.stdout
 
 
-@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="root reads every file")
-def test_unreadable_log_and_dataset(cli, tmp_path):
-    log = tmp_path / "secret.log"
+def test_unreadable_log_and_dataset(unprivileged, isolated_env):
+    """As an unprivileged user: root reads every file."""
+    log = unprivileged.tmp / "secret.log"
     log.write_text("x\n")
     log.chmod(0)
-    usage_error(cli("diagnose", str(log)), "secret.log: cannot read it")
+    usage_error(unprivileged.run_cli(["diagnose", str(log)], isolated_env), "secret.log: cannot read it")
 
 
 # -- the interpreter behind --python ---------------------------------------------------------------

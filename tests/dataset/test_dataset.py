@@ -235,17 +235,19 @@ def test_japanese_names_spaces_symlink_loop_and_dangling_link_do_not_crash(tmp_p
     assert any("3_猫 ねこ: 6 images × 3 repeats" in f.summary for f in structure)
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
-                    reason="chmod 000 does not stop root; only a non-root user can reproduce permission errors")
-def test_unreadable_folder_is_a_finding(tmp_path):
-    folder = tmp_path / "train" / "1_x"
+def test_unreadable_folder_is_a_finding(unprivileged, isolated_env):
+    """As an unprivileged user (chmod 000 does not stop root)."""
+    import json
+
+    folder = unprivileged.tmp / "train" / "1_x"
     lineart_folder(folder, n=1)
     folder.chmod(0)
     try:
-        findings = run("structure", ctx_for(tmp_path, "--train_data_dir=train", "--resolution=64"))
+        proc = unprivileged.run_cli(["dataset", "train", "--resolution=64", "--json"], isolated_env)
     finally:
         folder.chmod(0o755)
-    assert any("permission denied" in f.summary for f in findings)
+    structure = next(c for c in json.loads(proc.stdout)["checks"] if c["id"] == "dataset.structure")
+    assert any("permission denied" in f["summary"] for f in structure["findings"]), structure
 
 
 def test_nothing_is_written_to_the_dataset(tmp_path):

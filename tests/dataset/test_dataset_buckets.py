@@ -123,32 +123,35 @@ def test_bucketed_steps_count_each_bucket(tmp_path):
     assert s.facts["batches_per_epoch"] == 4  # 2 buckets × ceil(3 / 2)
 
 
-NON_ROOT = pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
-                              reason="root writes through chmod 555; only a non-root user (or a read-only mount, "
-                                     "which needs privileges to create) can reproduce it")
+def _dataset_findings(unprivileged, isolated_env, *options):
+    """`lora-doctor dataset train … --json` as an unprivileged user (chmod does not stop root)."""
+    import json
+
+    proc = unprivileged.run_cli(["dataset", "train", "--json", *options], isolated_env)
+    assert proc.returncode in (0, 1), proc.stderr
+    return [f for c in json.loads(proc.stdout)["checks"] for f in c["findings"]]
 
 
-@NON_ROOT
-def test_latent_cache_into_read_only_image_folder(tmp_path):
-    folder = tmp_path / "train" / "1_x"
+def test_latent_cache_into_read_only_image_folder(unprivileged, isolated_env):
+    folder = unprivileged.tmp / "train" / "1_x"
     lineart_folder(folder, n=2)
     folder.chmod(0o555)
     try:
-        findings = steps_of(tmp_path, "--resolution=64", "--cache_latents_to_disk", "--output_dir=out")
+        findings = _dataset_findings(unprivileged, isolated_env, "--resolution=64", "--cache_latents_to_disk",
+                                     "--output_dir=out")
     finally:
         folder.chmod(0o755)
-    assert [f for f in findings if f.cause == "os.dataset_dir_not_writable" and f.severity == Severity.ERROR]
+    assert [f for f in findings if f["cause"] == "os.dataset_dir_not_writable" and f["severity"] == "error"]
 
 
-@NON_ROOT
-def test_output_dir_under_read_only_folder(tmp_path):
-    lineart_folder(tmp_path / "train" / "1_x", n=2)
-    locked = tmp_path / "locked"
+def test_output_dir_under_read_only_folder(unprivileged, isolated_env):
+    lineart_folder(unprivileged.tmp / "train" / "1_x", n=2)
+    locked = unprivileged.tmp / "locked"
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        findings = steps_of(tmp_path, "--resolution=64", "--output_dir=locked/out")
+        findings = _dataset_findings(unprivileged, isolated_env, "--resolution=64", "--output_dir=locked/out")
     finally:
         locked.chmod(0o755)
-    hit = [f for f in findings if f.cause == "os.output_dir_not_writable"]
-    assert hit and "cannot be created" in hit[0].summary
+    hit = [f for f in findings if f["cause"] == "os.output_dir_not_writable"]
+    assert hit and "cannot be created" in hit[0]["summary"]

@@ -235,12 +235,12 @@ def test_cli_usage_errors_are_one_line_exit_2(isolated_env, tmp_path, make, expe
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="root reads everything")
-def test_cli_unreadable_file(isolated_env, tmp_path):
-    log = tmp_path / "locked.log"
+def test_cli_unreadable_file(isolated_env, unprivileged):
+    """As an unprivileged user: root reads everything."""
+    log = unprivileged.tmp / "locked.log"
     log.write_text("x")
     log.chmod(0)
-    result = run_cli(["diagnose", str(log)], env=isolated_env)
+    result = unprivileged.run_cli(["diagnose", str(log)], isolated_env)
     assert result.returncode == 2 and "cannot read it" in result.stderr
 
 
