@@ -86,7 +86,18 @@ def test_truncated_file_is_reported_with_sizes(tmp_path):
         read_header(path)
 
 
+def _bytes_read() -> int | None:
+    """What this process has read so far (Linux /proc/self/io rchar), or None elsewhere."""
+    try:
+        with open("/proc/self/io") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("rchar:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def test_sparse_full_size_file_is_read_in_milliseconds(tmp_path):
+    """Only the header is read: counted in bytes where the OS tells (a time limit is a benchmark's
+    job: a loaded machine makes any fixed one flaky), else with a wide time margin."""
     tensors = {TO_K: ("F16", [320, 768]), "conditioner.embedders.0.transformer.x": ("F16", [2])}
     header, offset = {}, 0
     big = 6_000_000_000
@@ -102,9 +113,13 @@ def test_sparse_full_size_file_is_read_in_milliseconds(tmp_path):
         fh.write(len(raw).to_bytes(8, "little") + raw)
         fh.seek(8 + len(raw) + offset - 1)
         fh.write(b"\0")
-    started = time.perf_counter()
+    before, started = _bytes_read(), time.perf_counter()
     parsed = read_header(path)
-    assert time.perf_counter() - started < 0.05
+    seconds, after = time.perf_counter() - started, _bytes_read()
+    if before is not None and after is not None:
+        assert after - before < 1 << 20  # the header, not the 6 GB behind it
+    else:
+        assert seconds < 2.0  # reading 6 GB takes far longer, even from the page cache
     assert parsed.file_size > 6e9 and parsed.shape(TO_K) == (320, 768)
 
 
