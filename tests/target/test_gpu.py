@@ -226,8 +226,12 @@ def test_real_cpu_torch_gives_the_cpu_build_error(isolated_env):
     torch = version("torch")  # the test venv's own: the probe must report the same one
     assert f"[✗] GPU: torch {torch} is a CPU-only build: training cannot use a GPU" in proc.stdout
     # torch 2.13's CUDA builds are not known here: the README's pair, and the selector for keeping 2.13
-    assert f"$ {sys.executable} -m pip install torch==2.6.0 torchvision==0.21.0 " \
-           "--index-url https://download.pytorch.org/whl/cu124" in proc.stdout
+    # the interpreter as the doctor names it may be another spelling of ours (a `..` in sys.executable,
+    # a symlink): compare the files, not the text
+    tail = " -m pip install torch==2.6.0 torchvision==0.21.0 --index-url https://download.pytorch.org/whl/cu124"
+    command = next(line.strip()[2:] for line in proc.stdout.splitlines()
+                   if line.strip().startswith("$ ") and line.rstrip().endswith(tail))
+    assert os.path.samefile(command[:-len(tail)], sys.executable)
     assert f"to keep {torch.split('+')[0]}, pick the command for your CUDA at https://pytorch.org/get-started/locally/" \
         in " ".join(proc.stdout.split())
 
