@@ -11,11 +11,12 @@ import os
 import sys
 
 from lora_doctor import __version__
+from lora_doctor.errors import UsageError  # noqa: F401  (lora_doctor.cli.UsageError, as before)
+from lora_doctor.launch import LAUNCHERS  # noqa: F401  first words of a training command
 
 # subcommand -> module in lora_doctor.commands (each has add_parser(subparsers) and run(args) -> int)
 COMMANDS = ("env", "run", "diagnose", "dataset", "report", "errors", "plugins", "history", "diff")
 USAGE_ERROR = 2
-LAUNCHERS = ("accelerate", "python", "python3", "py", "torchrun")  # first words of a training command
 TRAIN = "accelerate launch train_network.py --pretrained_model_name_or_path=model.safetensors …"
 SHORT = "accelerate launch train_network.py …"
 
@@ -74,10 +75,6 @@ USAGE = {
     "history": "lora-doctor history [--json] [-n N]  |  history show RUN  |  history prune --older-than AGE",
     "errors": "lora-doctor errors list  |  errors show ID  |  errors test [FILE.toml|FOLDER …]",
 }
-
-class UsageError(Exception):
-    """A mistake in how the user called us: printed as one line, exit code 2."""
-
 
 class _Formatter(argparse.HelpFormatter):
     """Descriptions wrapped as usual; the examples epilog kept line by line."""

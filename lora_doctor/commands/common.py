@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from lora_doctor.cli import LAUNCHERS, UsageError
+from lora_doctor.errors import UsageError
+from lora_doctor.launch import LAUNCHERS
 from lora_doctor.target.probe import DEFAULT_TIMEOUT as PROBE_TIMEOUT
 
 

@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
 
 def check_paths(args) -> None:
     """A DIR or --dataset_config that cannot be read is a usage error, said in one line."""
-    from lora_doctor.cli import UsageError
+    from lora_doctor.errors import UsageError
 
     if args.train_data_dir and args.dir and args.train_data_dir != args.dir:
         raise UsageError(f"two dataset folders: {args.dir} and --train_data_dir {args.train_data_dir}; give one")

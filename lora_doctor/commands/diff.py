@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from lora_doctor.cli import UsageError
+from lora_doctor.errors import UsageError
 from lora_doctor.commands.history import damaged, emit_json, open_history, resolve_run, summary_json
 
 

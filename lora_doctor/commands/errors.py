@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from lora_doctor.cli import UsageError
+from lora_doctor.errors import UsageError
 from lora_doctor.commands.common import add_plugin_dir
 
 

@@ -10,7 +10,7 @@ import shlex
 import sys
 import time
 
-from lora_doctor.cli import UsageError
+from lora_doctor.errors import UsageError
 
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}

@@ -14,7 +14,7 @@ import platform
 import sys
 from pathlib import Path
 
-from lora_doctor.cli import UsageError
+from lora_doctor.errors import UsageError
 
 MAX_LINES = 60
 KEY_PACKAGES = ("transformers", "diffusers", "accelerate", "huggingface_hub", "safetensors", "xformers",

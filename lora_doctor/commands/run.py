@@ -85,7 +85,7 @@ class _Preflight:
         self.done = threading.Event()
 
     def run(self) -> None:
-        from lora_doctor.cli import UsageError
+        from lora_doctor.errors import UsageError
         from lora_doctor.commands.common import run_all_checks
 
         try:
@@ -135,7 +135,7 @@ class _Watch:
 
 
 def run(args) -> int:
-    from lora_doctor.cli import UsageError
+    from lora_doctor.errors import UsageError
 
     if not args.command:
         raise UsageError("give the training command after '--', e.g. lora-doctor run -- accelerate launch "
@@ -176,7 +176,7 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
         log_path = log_path_for(args, launch, cwd)
     except OSError as exc:
         if args.log:
-            from lora_doctor.cli import UsageError
+            from lora_doctor.errors import UsageError
 
             raise UsageError(f"--log {args.log}: {exc.strerror or exc}") from None
         _stderr(f"lora-doctor: warning: running without a log ({exc}); no diagnosis after a crash")
