@@ -274,10 +274,10 @@ def prune_runs(args) -> int:
 def damaged(exc: Exception) -> int:
     """A database error while reading: a damaged file is moved aside (kept) and a fresh one used from
     now on; anything else is one error line. Exit code 1 either way."""
-    from lora_doctor.history.store import _is_corrupt, database_path, quarantine
+    from lora_doctor.history.store import is_corrupt, database_path, quarantine
 
     path = OPENED.get("path") or database_path()
-    if _is_corrupt(exc) and path.exists():
+    if is_corrupt(exc) and path.exists():
         kept = quarantine(path, str(exc))
         print(f"lora-doctor: `sqlite3 {kept} .recover` may rescue the runs it still holds.", file=sys.stderr)
     else:

@@ -20,7 +20,7 @@ ENCODING_LABELS = {"cp932": "cp932 (Shift-JIS, Japanese Windows)", "gbk": "GBK (
 
 def _convert_command(python: str, paths: list[str], encoding: str) -> str:
     """Rewrite each file as UTF-8 without BOM, reading it as `encoding` (run with any Python 3)."""
-    from lora_doctor.dataset.findings import _q
+    from lora_doctor.launch.edit import quote as _q
 
     return (f"{_q(python)} -c \"import sys, pathlib; [pathlib.Path(p).write_text(pathlib.Path(p).read_text("
             f"encoding='{encoding}'), encoding='utf-8') for p in sys.argv[1:]]\" "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from lora_doctor.output.render import _line, make_console
+from lora_doctor.output.render import make_console, print_line as _line
 
 
 def _paragraphs(text: str) -> list[str]:

@@ -77,7 +77,7 @@ def fallback_path(path: Path) -> Path:
     return path.with_name(f"history.schema{SCHEMA_VERSION}.sqlite3")
 
 
-def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+def is_corrupt(exc: sqlite3.DatabaseError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -293,7 +293,7 @@ def open_store(create: bool = True, path: Path | None = None) -> Store | None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             store = _prepare(path, create)
         except sqlite3.DatabaseError as exc:
-            if _is_corrupt(exc) and path.exists() and attempt < 2:
+            if is_corrupt(exc) and path.exists() and attempt < 2:
                 quarantine(path, str(exc))
                 continue
             raise HistoryError(f"cannot open the run history {path}: {exc} "
@@ -417,7 +417,7 @@ def record_run(record: dict) -> int | None:
             try:
                 return store.insert(row, blobs)
             except sqlite3.DatabaseError as exc:
-                if not _is_corrupt(exc) or attempt:
+                if not is_corrupt(exc) or attempt:
                     raise
                 store.close()
                 quarantine(store.path, str(exc))

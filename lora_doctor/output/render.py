@@ -34,6 +34,9 @@ def _line(console, text: str, style: str | None = None) -> None:
     console.print(redact_text(text), style=style)
 
 
+print_line = _line  # the public name (diagnose/render.py prints through it too)
+
+
 def _render_body(console, f: Finding, indent: str, verbose: bool) -> None:
     for line in f.detail.splitlines() if f.detail else ():
         _line(console, f"{indent}{line}")

@@ -7,10 +7,9 @@ from __future__ import annotations
 import threading
 
 from lora_doctor.subproc import run_bounded
+from lora_doctor.target.probe import WITH_REQUIRES
 
 TIMEOUT = 20.0
-WITH_REQUIRES = ("torch", "torchvision", "xformers", "transformers", "diffusers", "accelerate", "huggingface-hub",
-                 "tokenizers", "safetensors", "bitsandbytes", "opencv-python", "lycoris-lora", "open-clip-torch")
 
 _cache: dict[str, dict] = {}
 _lock = threading.Lock()

@@ -21,6 +21,9 @@ BASE_MARKER = "@@LORA_DOCTOR_PROBE@@"
 TORCH_MARKER = "@@LORA_DOCTOR_TORCH@@"
 DISTS_MARKER = "@@LORA_DOCTOR_DISTS@@"
 DEFAULT_TIMEOUT = 60.0
+# distributions whose declared requirements the probe also reports (target/packages.py uses them too)
+WITH_REQUIRES = ("torch", "torchvision", "xformers", "transformers", "diffusers", "accelerate", "huggingface-hub",
+                 "tokenizers", "safetensors", "bitsandbytes", "opencv-python", "lycoris-lora", "open-clip-torch")
 
 
 def probe_script_path() -> str:
@@ -88,8 +91,6 @@ def run_probe(python: str, timeout: float = DEFAULT_TIMEOUT, cwd: str | None = N
               env: dict | None = None) -> dict:
     """Run the probe in `python`; never raises, never waits much longer than `timeout`."""
     env = dict(os.environ if env is None else env, PYTHONIOENCODING="utf-8", PYTHONDONTWRITEBYTECODE="1")
-    from lora_doctor.target.packages import WITH_REQUIRES
-
     got = run_bounded([python, probe_script_path(), *WITH_REQUIRES], timeout, env=env, cwd=cwd)
     seconds = got.seconds
     if got.error:
