@@ -321,7 +321,8 @@ def caption_dot_rule(ctx, layout: Layout) -> None:
 
 
 def scan_layout(ctx) -> Layout:
-    """The datasets sd-scripts would build from the command's options."""
+    """The datasets sd-scripts would build from the command's folder options (a --dataset_config
+    is read by dataset/config.py; dataset/scan.py chooses)."""
     layout = _scan_layout(ctx)
     caption_dot_rule(ctx, layout)
     return layout
@@ -329,10 +330,6 @@ def scan_layout(ctx) -> Layout:
 
 def _scan_layout(ctx) -> Layout:
     options = ctx.options
-    if options.get("dataset_config"):
-        from lora_doctor.dataset.config import layout_from_config
-
-        return layout_from_config(ctx)
     layout = Layout("folders")
     try:
         settings = settings_from_options(options)

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 
 from lora_doctor.dataset.captions import OTHER_CAPTION_EXTENSIONS, Caption, read_caption
-from lora_doctor.dataset.layout import STANDALONE, Layout, Subset, image_files, list_dir, near_miss_images, scan_layout
+from lora_doctor.dataset.layout import (STANDALONE, Layout, Subset, caption_dot_rule, image_files, list_dir,
+                                        near_miss_images, scan_layout)
 from lora_doctor.dataset.images import ImageInfo
 from lora_doctor.model import CheckSkipped, Finding, Severity
 
@@ -93,11 +94,22 @@ def _read_subset(sub: SubsetScan) -> list[str]:
     return [os.path.join(sub.subset.image_dir, n) for n in names]
 
 
+def _layout(ctx) -> Layout:
+    """The datasets sd-scripts would build: from --dataset_config, else from the folder options."""
+    if ctx.options.get("dataset_config"):
+        from lora_doctor.dataset.config import layout_from_config
+
+        layout = layout_from_config(ctx)
+        caption_dot_rule(ctx, layout)
+        return layout
+    return scan_layout(ctx)
+
+
 def _scan(ctx) -> Scan:
     from lora_doctor.dataset.images import scan as scan_images
 
     started = time.monotonic()
-    result = Scan(scan_layout(ctx))
+    result = Scan(_layout(ctx))
     seen: set[str] = set()
     jobs: list[tuple[SubsetScan, list[str]]] = []
     for d, dataset in enumerate(result.layout.datasets):
