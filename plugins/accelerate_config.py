@@ -51,14 +51,7 @@ def check_accelerate_config(ctx):
                       fix=f"Delete it and run `{DEFAULT_CMD}`.")
         return
     try:
-        if path.suffix.lower() == ".json":
-            import json
-
-            config = json.loads(text)
-        else:
-            from lora_doctor.mini_yaml import load
-
-            config = load(text)
+        config = load_config(path, text)
     except ValueError as exc:
         yield Finding(Severity.ERROR, f"the accelerate config {path} is not valid: {exc}",
                       fix=f"Fix the file, or move it away and run `{DEFAULT_CMD}`.")
@@ -68,6 +61,21 @@ def check_accelerate_config(ctx):
                       fix=f"Move it away and run `{DEFAULT_CMD}`.")
         return
     yield from judge(ctx, path, config)
+
+
+def load_config(path: Path, text: str):
+    """The config as accelerate reads it (accelerate/commands/config/config_args.py, `load_config_from_file`):
+    JSON for a .json file, else PyYAML's `yaml.safe_load`. Raises ValueError with the parser's message."""
+    if path.suffix.lower() == ".json":
+        import json
+
+        return json.loads(text)
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
 
 
 def no_config(ctx, path: Path):

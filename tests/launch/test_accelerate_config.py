@@ -9,7 +9,6 @@ from pathlib import Path
 import yaml
 
 from support import run_cli
-from lora_doctor import mini_yaml
 from lora_doctor.launch.command import parse_command
 from lora_doctor.context import build_context
 from lora_doctor.model import Severity
@@ -64,16 +63,24 @@ def worst(fs):
     return max(fs, key=lambda f: f.severity)
 
 
-def test_fallback_parser_reads_what_accelerate_writes_like_pyyaml():
-    assert mini_yaml.parse(WRITTEN) == yaml.safe_load(WRITTEN)
-    assert mini_yaml.parse(MULTI)["distributed_type"] == "MULTI_GPU"
+def test_config_is_read_with_pyyaml_like_accelerate(tmp_path):
+    from lora_doctor.plugins.accelerate_config import load_config
+
+    assert load_config(Path("default_config.yaml"), WRITTEN) == yaml.safe_load(WRITTEN)
+    assert load_config(Path("c.json"), json.dumps({"distributed_type": "NO"})) == {"distributed_type": "NO"}
+    # YAML that only PyYAML reads right (an anchor, a block scalar), as accelerate reads it
+    config = WRITTEN + "fsdp_config: &f\n  fsdp_sharding_strategy: 1\nother: *f\ndescription: |\n  two\n  lines\n"
+    assert load_config(Path("x.yaml"), config)["other"] == {"fsdp_sharding_strategy": 1}
+    assert not (Path(__file__).parents[2] / "lora_doctor" / "mini_yaml.py").exists()
 
 
-def test_fallback_parser_rejects_garbage():
+def test_unparsable_config_names_the_line():
+    from lora_doctor.plugins.accelerate_config import load_config
+
     try:
-        mini_yaml.parse("distributed_type MULTI_GPU\n")
-    except mini_yaml.YamlError as exc:
-        assert "line 1" in str(exc)
+        load_config(Path("x.yaml"), "distributed_type: [MULTI_GPU\n")
+    except ValueError as exc:
+        assert "line 1" in str(exc) or "line 2" in str(exc)
     else:
         raise AssertionError("no error")
 
