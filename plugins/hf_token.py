@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import sys
-import time
+import threading
 
 from lora_doctor.hookspecs import hookimpl
 from lora_doctor.model import Check, Finding, Severity
 
 CAUSE = "auth.invalid_token"
-FACTS_WAIT = 10.0  # seconds to wait for the probe's huggingface_hub version; then fall back
+PROBE_WAIT = 10.0  # seconds to wait for the probe's huggingface_hub version; then fall back
 
 
-def target_hub_version(ctx, wait: float = FACTS_WAIT):
+def target_hub_version(ctx, wait: float = PROBE_WAIT):
     """(version tuple or None, version text) of huggingface_hub in the target interpreter."""
     from lora_doctor.hub.token import parse_version
 
-    deadline = time.monotonic() + wait
-    while not ctx.facts.ready and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not ctx.facts.ready:
+    if not ctx.facts.wait(wait):  # a wait the host does not charge to the check's budget
         return None, "unknown"
     text = (ctx.facts.get().get("packages") or {}).get("huggingface_hub")
     return parse_version(text), text or "not installed"
@@ -60,9 +57,11 @@ def check_token(ctx):
 
     env = ctx.env
     sources = hf_auth.token_sources(env)
+    active = hf_auth.active_source(sources, env, None)  # the order is the same for every version
+    if active is not None and not ctx.is_offline:  # ask the Hub while the probe imports torch
+        threading.Thread(target=hf_auth.whoami, args=(active.token, env), daemon=True, name="whoami").start()
     hub_version, hub_text = target_hub_version(ctx)
     windows = target_is_windows(ctx)
-    active = hf_auth.active_source(sources, env, hub_version)
     paths = hf_auth.hf_paths(env)
     facts = {"huggingface_hub (target)": hub_text, "HF_HOME": str(paths.hf_home),
              "token file": str(paths.token_file), "endpoint": hf_auth.endpoint(env),

@@ -2,7 +2,8 @@
 
 Every git call runs through subproc.run_bounded (a hanging helper is killed with its children)
 with every prompt disabled: GIT_TERMINAL_PROMPT=0, GCM_INTERACTIVE=0,
-GCM_GUI_PROMPT=0, GIT_ASKPASS= , SSH_ASKPASS= (FACTS §4).
+GCM_GUI_PROMPT=0, GIT_ASKPASS= , SSH_ASKPASS= (git's GIT_TERMINAL_PROMPT in git(1); Git Credential
+Manager's GCM_INTERACTIVE/GCM_GUI_PROMPT in its docs/environment.md).
 """
 
 from __future__ import annotations

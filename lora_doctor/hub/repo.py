@@ -16,9 +16,10 @@ from typing import Mapping
 from lora_doctor.hub.token import active_source, endpoint, hf_paths, token_sources, truthy
 
 LOOKUP_TIMEOUT = 6.0
-# huggingface_hub's validate_repo_id rules (FACTS §1.3), without importing it.
+# huggingface_hub's rules (huggingface_hub/utils/_validators.py, `validate_repo_id`), without importing it.
 REPO_NAME_RE = re.compile(r"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")
-# Repos deleted upstream -> the replacement people use now (FACTS §3.7).
+# Repos deleted upstream -> the replacement people use now (runwayml's repos went in 2024; sd-scripts'
+# README and the diffusers docs now name stable-diffusion-v1-5/stable-diffusion-v1-5).
 REMOVED_REPOS = {
     "runwayml/stable-diffusion-v1-5": "stable-diffusion-v1-5/stable-diffusion-v1-5",
     "runwayml/stable-diffusion-inpainting": "stable-diffusion-v1-5/stable-diffusion-inpainting",
@@ -44,7 +45,7 @@ def removed_replacement(repo_id: str) -> str | None:
 
 
 def hub_cache(env: Mapping[str, str]) -> Path:
-    """HF_HUB_CACHE (or the legacy HUGGINGFACE_HUB_CACHE), else <HF_HOME>/hub (FACTS §3.2)."""
+    """HF_HUB_CACHE (or the legacy HUGGINGFACE_HUB_CACHE), else <HF_HOME>/hub (huggingface_hub/constants.py)."""
     for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         if env.get(name):
             return Path(env[name]).expanduser()

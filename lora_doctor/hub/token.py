@@ -20,7 +20,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
 WHOAMI_TIMEOUT = 6.0
 TRUTHY = {"1", "on", "yes", "true"}
-# gitleaks' rule: hf_ + 34 letters; a heuristic, not a spec (FACTS §3.5).
+# gitleaks' rule `huggingface-access-token` (config/gitleaks.toml): hf_ + 34 letters; a heuristic, not a spec.
 USUAL_LENGTH = 37
 
 
@@ -30,7 +30,8 @@ def digest(token: str) -> str:
 
 
 def clean(value: str | None) -> str | None:
-    """The token huggingface_hub would use: CR/LF removed, stripped, empty -> None (FACTS §3.2)."""
+    """The token huggingface_hub would use: CR/LF removed, stripped, empty -> None
+    (huggingface_hub/utils/_auth.py, `_clean_token`)."""
     if value is None:
         return None
     value = value.replace("\r", "").replace("\n", "").strip()
@@ -108,7 +109,8 @@ def _read_text(path: Path, limit: int = 1 << 16) -> str | None:
 
 
 def token_sources(env: Mapping[str, str]) -> list[TokenSource]:
-    """Every token on this machine huggingface_hub could use, in lookup order (FACTS §3.2)."""
+    """Every token on this machine huggingface_hub could use, in lookup order (huggingface_hub/utils/_auth.py,
+    `get_token`: HF_TOKEN, HUGGING_FACE_HUB_TOKEN, the token file; `stored_tokens` for `hf auth switch`)."""
     found = [TokenSource("env", name, env[name]) for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
              if name in env]
     paths = hf_paths(env)
@@ -146,18 +148,18 @@ def oidc_in_use(env: Mapping[str, str], hub_version: tuple[int, ...] | None) -> 
 
 
 def parse_version(text: str | None) -> tuple[int, ...] | None:
-    if not text:
+    """The release numbers of a version (packaging.version: '1.0.0rc1' -> (1, 0, 0)); None if unknown."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(text).release if text else None
+    except InvalidVersion:
         return None
-    parts = []
-    for piece in re.split(r"[.+-]", text):
-        if not piece.isdigit():
-            break
-        parts.append(int(piece))
-    return tuple(parts) or None
 
 
 def login_command(hub_version: tuple[int, ...] | None, relogin: bool = True) -> str:
-    """The login command of *this* huggingface_hub (FACTS §3.3)."""
+    """The login command of *this* huggingface_hub: `hf auth login` since 0.34 (huggingface_hub/cli/auth.py),
+    `huggingface-cli login` before; `--force` on 1.x replaces a stored login."""
     if hub_version is None:
         return "hf auth login"
     if hub_version >= (1,):
@@ -168,7 +170,8 @@ def login_command(hub_version: tuple[int, ...] | None, relogin: bool = True) -> 
 
 
 def logout_command(hub_version: tuple[int, ...] | None, token_name: str) -> str:
-    """The command of *this* huggingface_hub that deletes one stored token (FACTS §3.3)."""
+    """The command of *this* huggingface_hub that deletes one stored token (`hf auth logout --token-name`,
+    huggingface_hub/cli/auth.py since 0.34; `huggingface-cli logout` before)."""
     tool = "huggingface-cli logout" if hub_version is not None and hub_version < (0, 34) else "hf auth logout"
     return f"{tool} --token-name {token_name}"
 
@@ -248,7 +251,8 @@ _cache_lock = threading.Lock()
 def whoami(token: str, env: Mapping[str, str], *, offline: bool = False,
            timeout: float = WHOAMI_TIMEOUT) -> WhoAmI:
     """Ask <HF_ENDPOINT>/api/whoami-v2 about `token` with huggingface_hub's own HTTP session and
-    headers; once per (endpoint, token) per process, so two checks never call it twice."""
+    headers; once per (endpoint, token) per process, so two checks never call it twice. The whole
+    question, huggingface_hub's own requests included, takes at most `timeout` seconds."""
     if offline:
         return WhoAmI("offline", message="offline mode: not asked")
     key = (endpoint(env), digest(token))
@@ -261,14 +265,32 @@ def whoami(token: str, env: Mapping[str, str], *, offline: bool = False,
 
 
 def _ask(base: str, token: str, timeout: float) -> WhoAmI:
-    started = time.monotonic()
+    """`_request` in a daemon thread, abandoned at the deadline: huggingface_hub may make requests of
+    its own with their own timeouts (2.x fetches `/api/agent-harnesses` while building the headers),
+    and a timeout on a request bounds each read, not the whole answer."""
     if not token.isascii():
         return WhoAmI("unsendable", message="it is not ASCII, so no HTTP client can send it")
+    started = time.monotonic()
+    box: list[WhoAmI] = []
+    worker = threading.Thread(target=lambda: box.append(_request(base, token, started + timeout)),
+                              daemon=True, name="whoami")
+    worker.start()
+    worker.join(timeout)
+    if box:
+        return box[0]
+    return WhoAmI("timeout", message=f"{base} did not answer within {timeout:.0f} s",
+                  seconds=time.monotonic() - started)
+
+
+def _request(base: str, token: str, deadline: float) -> WhoAmI:
+    started = time.monotonic()
+    timeout = deadline - started
     try:
         from huggingface_hub.utils import build_hf_headers, get_session
 
         headers = build_hf_headers(token=token, library_name="lora-doctor")
-        response = get_session().get(f"{base}/api/whoami-v2", headers=headers, timeout=timeout)
+        left = max(0.1, deadline - time.monotonic())
+        response = get_session().get(f"{base}/api/whoami-v2", headers=headers, timeout=left)
     except Exception as exc:  # httpx/requests exceptions differ between huggingface_hub versions
         seconds = time.monotonic() - started
         name = type(exc).__name__

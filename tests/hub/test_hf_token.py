@@ -213,6 +213,36 @@ def test_never_answering_hub_ends_within_the_check_budget(isolated_env):
     assert hub.requests and hub.requests[0][1] == "/api/whoami-v2"
 
 
+def test_env_only_auth_against_a_hub_that_never_answers_ends_within_the_whoami_budget(isolated_env):
+    """huggingface_hub 2.x asks the Hub for /api/agent-harnesses (3 s timeout of its own) while it builds
+    the headers, before whoami (6 s): the whole question is bounded to the documented 6 s."""
+    import subprocess
+    import sys
+
+    with HubServer(hang=True) as hub:
+        env = dict(isolated_env, HF_ENDPOINT=hub.url, HF_TOKEN=new_token())
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "lora_doctor", "env", "--only", "auth", "--json"],
+                              capture_output=True, text=True, env=env, timeout=60)
+        elapsed = time.monotonic() - started
+    token = next(c for c in __import__("json").loads(proc.stdout)["checks"] if c["id"] == "auth.token")
+    assert any("did not answer within 6 s" in f["summary"] for f in token["findings"])
+    assert elapsed < 9.5, elapsed  # 6 s and the start-up; was 12.6 s
+
+
+def test_whoami_itself_never_takes_longer_than_its_timeout(isolated_env):
+    with HubServer(hang=True) as hub:
+        started = time.monotonic()
+        result = hf_auth._ask(hub.url, new_token(), 1.5)
+    assert result.status == "timeout" and time.monotonic() - started < 2.5
+
+
+def test_versions_are_read_with_packaging():
+    assert hf_auth.parse_version("1.0.0rc1") == (1, 0, 0)  # a hand-written parser stopped at "0rc1"
+    assert hf_auth.parse_version("0.34.3") == (0, 34, 3) and hf_auth.parse_version("not a version") is None
+    assert hf_auth.login_command(hf_auth.parse_version("1.0.0rc1")) == "hf auth login --force"
+
+
 def test_whoami_is_asked_once_per_token(isolated_env):
     token = new_token()
     with HubServer(tokens={token: {"name": "dave"}}) as hub:
