@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 from lora_doctor.launch.command import Launch, resolve_path
+from lora_doctor.model import Severity
 from lora_doctor.target.probe import DEFAULT_TIMEOUT as PROBE_TIMEOUT
 
 
@@ -19,7 +19,8 @@ class Facts:
     """The target interpreter's probed facts, computed once in the background.
 
     Checks that need them call `get()` (which waits for the probe); checks that do not
-    never wait, so the torch import in the probe runs in parallel with them.
+    never wait, so the torch import in the probe runs in parallel with them. The time each thread
+    spends waiting is kept (`waited`), so that the host does not charge it to a check's budget.
     """
 
     def __init__(self, python: str, timeout: float, cwd: str | None = None, preset: dict | None = None,
@@ -28,6 +29,8 @@ class Facts:
         self._value = preset
         self._done = threading.Event()
         self._ready_at = 0.0
+        self._waits: dict[int, list[float]] = {}  # thread id -> [seconds waited, waiting since or 0]
+        self._waits_lock = threading.Lock()
         if preset is not None:
             from lora_doctor.target.probe import complete_facts
 
@@ -51,12 +54,29 @@ class Facts:
             self._done.set()
 
     def get(self) -> dict:
-        self._done.wait()
+        self.wait()
         return self._value
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the probe without taking its facts; True once they are there."""
-        return self._done.wait(timeout)
+        if self._done.is_set():
+            return True
+        me = threading.get_ident()
+        with self._waits_lock:
+            entry = self._waits.setdefault(me, [0.0, 0.0])
+            entry[1] = time.monotonic()
+        try:
+            return self._done.wait(timeout)
+        finally:
+            with self._waits_lock:
+                entry[0] += time.monotonic() - entry[1]
+                entry[1] = 0.0
+
+    def waited(self, thread_id: int | None, now: float | None = None) -> float:
+        """Seconds the thread `thread_id` has spent waiting for the probe so far (its current wait too)."""
+        with self._waits_lock:
+            total, since = self._waits.get(thread_id, (0.0, 0.0))
+        return total + (max(0.0, (now or time.monotonic()) - since) if since else 0.0)
 
     @property
     def ready_at(self) -> float:
@@ -78,7 +98,10 @@ class Context:
     """
 
     python: str
-    python_source: str  # how the target was chosen: "--python", "command", "sd-scripts venv", "current"
+    # how the target was chosen (lora_doctor.target.find.Choice.source): "--python", "command",
+    # "active venv", "conda env", "accelerate on PATH", "layout", "own"; "none" when no training
+    # Python was found (`python` is then lora-doctor's own, probed for the machine's facts only)
+    python_source: str
     facts: Facts
     launch: Launch | None = None
     options: Mapping[str, object] = field(default_factory=dict)
@@ -90,6 +113,7 @@ class Context:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     launcher_found: bool | None = None  # the command's first word is on PATH (None: no command)
     sd_scripts_venv: Path | None = None  # the checkout's own venv interpreter, when it has one
+    python_why: str = ""  # one line: why this interpreter (shown in the header)
 
     def __post_init__(self):
         if isinstance(self.facts, dict):  # Context(facts={...}) in tests: preset facts, no probe
@@ -101,10 +125,26 @@ class Context:
 
     @property
     def is_offline(self) -> bool:
-        """--offline or HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE truthy (as huggingface_hub reads them)."""
+        """lora-doctor must not call the network: --offline, or training itself is offline."""
+        return self.offline or self.training_offline
+
+    @property
+    def training_offline(self) -> bool:
+        """HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE truthy (as huggingface_hub reads them): training itself will
+        not reach the Hub. `--offline` alone does not say that: it only keeps lora-doctor off the network."""
         truthy = {"1", "on", "yes", "true"}
-        return self.offline or any(self.env.get(v, "").strip().lower() in truthy
-                                   for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+        return any(self.env.get(v, "").strip().lower() in truthy for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+    def unverified_severity(self) -> Severity:
+        """The severity of a download training needs (a tokenizer, a model repo) that is not cached
+        when lora-doctor may not ask the Hub: an error when training is offline too (HF_HUB_OFFLINE: the
+        download will fail), else a warning that it was not checked (training itself will be online)."""
+        return Severity.ERROR if self.training_offline else Severity.WARN
+
+    @property
+    def found_training_python(self) -> bool:
+        """False when no training interpreter was found and `python` is lora-doctor's own."""
+        return self.python_source != "none"
 
     def option(self, name: str, default=None):
         return self.options.get(name, default)
@@ -117,97 +157,22 @@ class Context:
         return resolve_path(value, self.cwd)
 
 
-def _venv_python(folder: Path) -> Path | None:
-    for rel in ("venv/bin/python", "venv/Scripts/python.exe", ".venv/bin/python", ".venv/Scripts/python.exe"):
-        candidate = folder / rel
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def _shebang_python(script: str, path: str) -> str | None:
-    """The interpreter a console script's `#!` line names (`#!/usr/bin/env python3` too)."""
-    try:
-        with open(script, "rb") as fh:
-            first = fh.readline(512).decode("utf-8", "replace")
-    except OSError:
-        return None
-    if not first.startswith("#!") or "python" not in first:
-        return None
-    words = first[2:].split()
-    if words and os.path.basename(words[0]) == "env" and len(words) > 1:
-        return shutil.which(words[-1], path=path)
-    return words[0] if words else None
-
-
-def _launcher_python(launch: Launch, cwd: Path, env: Mapping[str, str]) -> str | None:
-    """The interpreter the wrapped command will use: its python, or the one behind `accelerate`."""
-    path = env.get("PATH", os.defpath)
-    if launch.python:
-        return shutil.which(launch.python, path=path)
-    exe = launch.argv[0] if launch.argv else ""
-    if launch.launcher in ("accelerate", "torchrun"):
-        found = shutil.which(exe, path=path) or (str(cwd / exe) if (cwd / exe).exists() else None)
-        if found:
-            python = _shebang_python(found, path)
-            if python:
-                return python
-            sibling = Path(found).parent / ("python.exe" if os.name == "nt" else "python")
-            if sibling.exists():
-                return str(sibling)
-    return None
-
-
-def resolve_python_option(value: str, cwd: Path, env: Mapping[str, str]) -> str | None:
-    """`--python` as given: a path, a name on PATH, or a venv/sd-scripts folder; None if not found."""
-    candidate = Path(os.path.expanduser(value))
-    if not candidate.is_absolute():
-        candidate = cwd / candidate
-    if candidate.is_dir():
-        inner = _venv_python(candidate.parent) if candidate.name in ("venv", ".venv") else None
-        inner = inner or _venv_python(candidate)
-        for rel in ("bin/python", "Scripts/python.exe", "python.exe"):
-            if inner is None and (candidate / rel).is_file():
-                inner = candidate / rel
-        return str(inner) if inner else None
-    if candidate.is_file():
-        return str(candidate)
-    if os.name == "nt" and candidate.with_name(candidate.name + ".exe").is_file():  # `venv\Scripts\python`
-        return str(candidate.with_name(candidate.name + ".exe"))
-    if os.sep not in value and "/" not in value:
-        return shutil.which(value, path=env.get("PATH", os.defpath))
-    return None
-
-
 def find_sd_scripts(launch: Launch | None, explicit: str | None, cwd: Path) -> Path | None:
-    """The sd-scripts checkout: --sd-scripts, else the script's folder, else the cwd if it looks like one."""
+    """The sd-scripts checkout: --sd-scripts, else the script's folder, else the cwd if it looks like one,
+    else the sd-scripts folder inside it (a kohya_ss, lora-scripts or LoRA_Easy_Training_Scripts folder)."""
+    from lora_doctor.target.find import CHECKOUT_SUBFOLDERS
+
     if explicit:
         return Path(explicit).expanduser().resolve()
     candidates = []
     if launch and launch.script:
         script = Path(launch.script)
         candidates.append((script if script.is_absolute() else cwd / script).parent)
-    candidates.append(cwd)
+    candidates += [cwd, *(cwd / sub for sub in CHECKOUT_SUBFOLDERS)]
     for folder in candidates:
         if (folder / "library" / "train_util.py").exists() or (folder / "requirements.txt").exists() and (folder / "train_network.py").exists():
             return folder.resolve()
     return None
-
-
-def choose_python(explicit: str | None, launch: Launch | None, sd_scripts: Path | None,
-                  cwd: Path, env: Mapping[str, str]) -> tuple[str, str]:
-    """(interpreter, how it was chosen): --python, the command's, the sd-scripts venv, ours."""
-    if explicit:
-        return resolve_python_option(explicit, cwd, env) or explicit, "--python"
-    if launch is not None:
-        found = _launcher_python(launch, cwd, env)
-        if found:
-            return found, "command"
-    if sd_scripts is not None:
-        venv = _venv_python(sd_scripts)
-        if venv:
-            return str(venv), "sd-scripts venv"
-    return sys.executable, "current"
 
 
 def launcher_found(launch: Launch | None, cwd: Path, env: Mapping[str, str]) -> bool | None:
@@ -228,15 +193,17 @@ def build_context(*, python: str | None = None, launch: Launch | None = None, sd
     """Build the Context and start the probe in the background."""
     cwd = cwd or Path.cwd()
     env = dict(os.environ if env is None else env)
+    from lora_doctor.target.find import choose, venv_of_checkout
+
     checkout = find_sd_scripts(launch, sd_scripts, cwd)
-    target, how = choose_python(python, launch, checkout, cwd, env)
+    chosen = choose(python, launch, checkout, cwd, env)
     if options is None:
         options = dict(launch.options) if launch else {}
     model = model or (options.get("pretrained_model_name_or_path") if isinstance(
         options.get("pretrained_model_name_or_path"), str) else None)
-    return Context(python=target, python_source=how,
-                   facts=Facts(target, probe_timeout, str(checkout or cwd), preset=facts, env=env),
+    return Context(python=chosen.python, python_source=chosen.source, python_why=chosen.why,
+                   facts=Facts(chosen.python, probe_timeout, str(checkout or cwd), preset=facts, env=env),
                    launcher_found=launcher_found(launch, cwd, env),
-                   sd_scripts_venv=_venv_python(checkout) if checkout else None,
+                   sd_scripts_venv=venv_of_checkout(checkout),
                    launch=launch, options=dict(options), sd_scripts_dir=checkout, model=model,
                    offline=offline, verbose=verbose, cwd=cwd, env=env)

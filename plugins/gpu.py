@@ -1,4 +1,5 @@
-"""Builtin plugin: the GPU the training will use, seen through the target's torch (FACTS §5).
+"""Builtin plugin: the GPU the training will use, seen through the target's torch (torch.cuda's
+device facts, `torch.cuda.get_arch_list()`, `nvidia-smi` for the driver).
 
 Three checks: `gpu.cuda` (torch's build, CUDA, each device), `gpu.precision` (the command's
 --mixed_precision against the device), `gpu.vram` (a rough memory estimate for the command).
@@ -111,13 +112,15 @@ _IMPORT_CAUSES = (
 
 def _torch_unusable(ctx, facts, torch, smi):
     """Findings for a torch that is missing, hangs, crashes or raises on import."""
+    from lora_doctor.target.find import shell_python
+
     py = ctx.python
     if torch.get("timed_out"):
         yield Finding(Severity.ERROR, f"import torch hangs in {py}: {torch.get('error')}",
                       detail="Often a half-installed torch, a CUDA library on a stalled network drive, or an "
                              "antivirus scanning torch's DLLs.",
                       fix="Run the import by hand to see where it stops; reinstall torch if it never returns.",
-                      fix_command=f'{py} -c "import torch; print(torch.__version__)"')
+                      fix_command=f'{shell_python(py, _platform(facts))} -c "import torch; print(torch.__version__)"')
         return
     error = torch.get("error") or ""
     if not (facts.get("packages") or {}).get("torch") and ("No module named" in error or not error):
@@ -162,7 +165,7 @@ def check_cuda(ctx):
         command, note = _install(ctx, facts, smi=found)
         detail = _smi_detail(found)
         if not has_gpu:
-            detail += " Training on the CPU alone would take days; a CUDA build needs an NVIDIA GPU and driver."
+            detail += " A CUDA build needs an NVIDIA GPU and driver (on the CPU, training takes days)."
         yield Finding(Severity.ERROR, f"torch {version} is a CPU-only build: training cannot use a GPU",
                       detail=" ".join(x for x in (detail, note) if x).strip(),
                       fix="Replace it with a CUDA build of torch in the Python that trains.",
@@ -179,9 +182,9 @@ def check_cuda(ctx):
             detail = f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU."
             fix, command = "Unset CUDA_VISIBLE_DEVICES (or set it to the GPU's index).", "unset CUDA_VISIBLE_DEVICES"
         elif found and found.get("ok") and found.get("cuda_version") and torch.get("cuda_build"):
-            from lora_doctor.target.torch_wheels import _release
+            from lora_doctor.target.torch_wheels import version_tuple
 
-            if _release(found["cuda_version"])[:1] < _release(torch["cuda_build"])[:1]:
+            if version_tuple(found["cuda_version"])[:1] < version_tuple(torch["cuda_build"])[:1]:
                 detail += (f" The driver supports CUDA {found['cuda_version']}, older than the CUDA "
                            f"{torch['cuda_build']} this torch was built for.")
                 fix = "Update the NVIDIA driver, or install a torch build for the driver's CUDA:"

@@ -105,7 +105,7 @@ def repo_model(ctx, repo: str):
         if all(f.severity == Severity.OK for f in findings):
             yield Finding(Severity.OK, f"{repo} is in the Hugging Face cache ({snapshot})",
                           facts={"snapshot": str(snapshot)})
-        elif ctx.is_offline:
+        elif ctx.training_offline:
             yield from findings
         else:  # online, from_pretrained fetches what the cache lacks
             for f in findings:
@@ -114,8 +114,9 @@ def repo_model(ctx, repo: str):
         if kind is not None:
             yield from fit_findings(kind, ctx, repo)
     if ctx.is_offline:
-        if snapshot is None:
-            yield Finding(Severity.ERROR, f"{repo} is not in the Hugging Face cache and the Hub is off (offline mode)",
+        if snapshot is None:  # an error only when training is offline too (Context.unverified_severity)
+            yield Finding(ctx.unverified_severity(), f"{repo} is not in the Hugging Face cache and the Hub is off "
+                          + ("(offline mode)" if ctx.training_offline else "(--offline): not checked"),
                           fix="Download it once while online, or pass a local model file.",
                           fix_command=download_command(ctx, repo))
         return
@@ -303,12 +304,13 @@ def one_tokenizer(ctx, repo: str, subfolder: str):
         "tokenizer_config.json", "special_tokens_map.json"))
     where = f"not in the Hugging Face cache ({hub_repo.hub_cache(ctx.env)})" + (
         f" nor in --tokenizer_cache_dir {cache_dir}" if cache_dir is not None else "")
-    if ctx.is_offline:
-        yield Finding(Severity.ERROR, f"tokenizer {label} is {where}, and the Hub is off (offline mode)",
+    if ctx.is_offline:  # an error only when training is offline too (Context.unverified_severity)
+        yield Finding(ctx.unverified_severity(), f"tokenizer {label} is {where}, and the Hub is off "
+                      + ("(offline mode)" if ctx.training_offline else "(--offline): not checked"),
                       detail="sd-scripts loads it from the Hub even when the model is a local file.",
                       fix="Download it once while online (then offline works), or point --tokenizer_cache_dir "
-                          "at a folder holding it.",
-                      fix_command=download_command(ctx, repo, files), cause="network.tokenizer_not_cached_offline")
+                          "at a folder holding it.", fix_command=download_command(ctx, repo, files),
+                      cause="network.tokenizer_not_cached_offline" if ctx.training_offline else None)
         return
     got = hub_repo.file_info(repo, f"{subfolder}/{TOKENIZER_FILES[0]}" if subfolder else TOKENIZER_FILES[0], ctx.env)
     facts = {"url": got.url, "seconds": round(got.seconds, 2), "token sent": got.with_token}

@@ -15,6 +15,16 @@ UNTESTED_ABOVE = (3, 12)
 
 
 def check_python(ctx):
+    if not ctx.found_training_python:
+        from lora_doctor.target.find import LOOKED_AT
+
+        yield Finding(Severity.WARN, ctx.python_why,
+                      detail=f"Looked at {LOOKED_AT}. The checks below ran in lora-doctor's own Python "
+                             f"({ctx.python}), which has none of sd-scripts' packages.",
+                      fix="Point lora-doctor at the python of the venv that runs sd-scripts (or activate that venv "
+                          "first): --python PATH, e.g. kohya_ss/venv/bin/python or venv\\Scripts\\python.exe.",
+                      facts={"lora-doctor's own Python": ctx.python})
+        return
     facts = ctx.facts.get()
     probe = facts.get("probe", {})
     if not probe.get("ok"):
@@ -23,15 +33,17 @@ def check_python(ctx):
                       facts={"python": ctx.python})
         return
     py = facts["python"]
+    from packaging.version import InvalidVersion, Version
+
     try:
-        version = tuple(int(x) for x in str(py["version"]).split(".")[:2])
-    except (KeyError, ValueError):
+        version = Version(str(py["version"])).release[:2]
+    except (KeyError, InvalidVersion):
         yield Finding(Severity.WARN, f"cannot tell the Python version of {ctx.python}", facts=dict(py))
         return
     where = (f"venv {py.get('prefix')}" if py.get("venv") else
              f"conda {py.get('prefix')}" if py.get("conda") else "no venv")
     info = {"executable": py.get("executable"), "prefix": py.get("prefix"), "platform": py.get("platform"),
-            "chosen by": ctx.python_source}
+            "chosen by": ctx.python_why or ctx.python_source}
     if version < MINIMUM:
         yield Finding(Severity.ERROR, f"Python {py['version']} is too old for sd-scripts (needs {TESTED})",
                       fix=f"Create the venv with Python {TESTED}: install it, then recreate sd-scripts' venv.",

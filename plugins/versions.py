@@ -69,7 +69,9 @@ class Target:
         return quote(word, "win32" if self.windows else "posix")
 
     def python_cmd(self) -> str:
-        return self.quote(self.ctx.python)
+        from lora_doctor.target.find import shell_python
+
+        return shell_python(self.ctx.python, "win32" if self.windows else None)
 
     def pip(self, *args: str) -> str:
         return f"{self.python_cmd()} -m pip install " + " ".join(self.quote(a) for a in args)
@@ -78,7 +80,7 @@ class Target:
         """The pinned install: the checkout's requirements.txt, else the named packages' pins."""
         if self.checkout:
             folder = str(self.ctx.sd_scripts_dir)
-            cd = f'cd /d "{folder}"' if self.windows else f"cd {self.quote(folder)}"
+            cd = f'cd "{folder}"' if self.windows else f"cd {self.quote(folder)}"  # PowerShell has no `cd /d`
             return f"{cd}\n{self.python_cmd()} -m pip install -r requirements.txt"
         specs = [self.pin_by_name[n].text if n in self.pin_by_name else n for n in names]
         return self.pip(*specs) if specs else ""

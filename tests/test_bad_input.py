@@ -230,7 +230,7 @@ def test_python_of_a_venv_whose_base_python_is_gone(cli, tmp_path):
 def test_python_2(cli):
     proc = cli("env", "--offline", "--only", "python", "--python", str(PYTHON2))
     assert proc.returncode == 1
-    assert "✗ Python 2.7.18 is too old for sd-scripts (needs 3.10)" in proc.stdout
+    assert "✗] Python: Python 2.7.18 is too old for sd-scripts (needs 3.10)" in proc.stdout
 
 
 # -- the training command's --config_file ----------------------------------------------------------
@@ -241,9 +241,10 @@ def test_config_file_with_a_windows_path_in_double_quotes(cli, tmp_path):
     proc = cli("env", "--offline", "--only", "args", "--", "accelerate", "launch", "train_network.py",
                "--network_module=networks.lora", "--config_file=my_lora.toml")
     assert proc.returncode == 1
+    out = " ".join(proc.stdout.split())  # `env` wraps prose at 100 columns in a pipe
     assert (f"✗ --config_file {tmp_path / 'my_lora.toml'}, line 2: a Windows path in double quotes, where "
-            "backslashes start escape sequences") in proc.stdout
-    assert "Fix: Write the path in single quotes (train_data_dir = 'C:\\Users\\me\\train')" in proc.stdout
+            "backslashes start escape sequences") in out
+    assert "Fix: Write the path in single quotes (train_data_dir = 'C:\\Users\\me\\train')" in out
 
 
 # -- the history database --------------------------------------------------------------------------

@@ -5,15 +5,10 @@ from __future__ import annotations
 from lora_doctor.commands.common import add_check_options, parse_launch, run_all_checks
 
 
-# how the target was chosen (Context.python_source), as the header says it
-CHOSEN_BY = {"--python": "given with --python", "command": "the Python behind the command",
-             "sd-scripts venv": "sd-scripts' venv",
-             "current": "the Python running lora-doctor; --python PATH checks another"}
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser("env", help="check this machine (and a training command after --) before training",
-                       description="Run every check against the Python that will train. With "
+                       description="Run every check against the Python that will train (--python, else the "
+                                   "command's, the activated venv's, or the venv beside sd-scripts). With "
                                    "`-- accelerate launch train_network.py …` the checks use that command's "
                                    "values without launching it. Exit code: 0 no errors, 1 errors, 2 usage.")
     add_check_options(p)
@@ -26,12 +21,19 @@ def report_json(ctx, results, summary) -> dict:
     facts = ctx.facts.get()
     return {
         "version": __version__,
-        "target": {**facts, "interpreter": ctx.python, "chosen_by": ctx.python_source,
+        "target": {**facts, "interpreter": ctx.python, "chosen_by": ctx.python_source, "why": ctx.python_why,
                    "sd_scripts": str(ctx.sd_scripts_dir) if ctx.sd_scripts_dir else None},
         "command": None if ctx.launch is None else {"launcher": ctx.launch.launcher, "script": ctx.launch.script},
         "checks": [r.to_json() for r in results],
         "summary": summary,
     }
+
+
+def target_line(ctx) -> str:
+    """The first line: which interpreter is checked and why, or that none was found."""
+    if not ctx.found_training_python:
+        return f"lora-doctor: {ctx.python_why}"
+    return f"lora-doctor: checking {ctx.python} ({ctx.python_why})"
 
 
 def _warm_renderer() -> None:
@@ -46,6 +48,5 @@ def run(args) -> int:
     if args.json:
         print_json(report_json(ctx, results, summary))
     else:
-        header = f"lora-doctor: checking {ctx.python} ({CHOSEN_BY.get(ctx.python_source, ctx.python_source)})"
-        render_results(results, summary, verbose=args.verbose, header=header)
+        render_results(results, summary, verbose=args.verbose, header=target_line(ctx), brief=True, wrap=True)
     return 1 if summary["errors"] else 0

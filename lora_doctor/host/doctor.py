@@ -104,14 +104,12 @@ def run_checks(checks: list[Check], ctx: Context, *, budget_scale: float = 1.0) 
         t.start()
         threads.append((i, t, started, check.timeout * budget_scale))
     for i, t, started, budget in threads:
-        deadline = started + budget
-        while True:
-            t.join(max(0.0, deadline - time.monotonic()))
-            if not t.is_alive() or ctx.facts.ready:
+        while t.is_alive():
+            # The time the check spent waiting for the probe (bounded by its own timeout) is not charged.
+            left = budget - (time.monotonic() - started - ctx.facts.waited(t.ident))
+            if left <= 0:
                 break
-            # Waiting for the probe (bounded by its own timeout) does not count against a budget.
-            ctx.facts.wait()
-            deadline = max(deadline, ctx.facts.ready_at + budget)
+            t.join(left)
         if results[i] is None:
             check = checks[i]
             # A warning, not an error: an unanswered check says nothing is wrong, and must not block `run`.

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from packaging.version import InvalidVersion, Version
+
 SKIP_PREFIXES = ("-e", "--editable", "--index-url", "--extra-index-url", "-i", "-f", "--find-links",
                  "--pre", "--no-binary", "--only-binary", "--prefer-binary", "--trusted-host", "-c", "--constraint",
                  "--use-pep517", "--no-deps", "git+", "http://", "https://", ".", "/")
@@ -80,7 +82,11 @@ def marker_environment(python_facts: Mapping[str, object]) -> dict[str, str]:
     version = str(python_facts.get("version") or "3.10.0")
     platform = str(python_facts.get("platform") or "linux")
     system = {"win32": "Windows", "darwin": "Darwin", "cygwin": "CYGWIN"}.get(platform, platform.capitalize())
-    return {"python_version": ".".join(version.split(".")[:2]), "python_full_version": version,
+    try:
+        short = ".".join(str(n) for n in Version(version).release[:2])
+    except InvalidVersion:
+        short = version
+    return {"python_version": short, "python_full_version": version,
             "sys_platform": platform, "platform_system": system, "os_name": "nt" if platform == "win32" else "posix",
             "platform_machine": str(python_facts.get("machine") or ""), "implementation_name": "cpython",
             "platform_python_implementation": str(python_facts.get("implementation") or "CPython"),

@@ -1,16 +1,17 @@
 """The exact command that installs a CUDA build of torch into the target interpreter.
 
-sd-scripts' README installs `torch==2.6.0 torchvision==0.21.0` from
-`https://download.pytorch.org/whl/cu124` (FACTS §1.13). For another installed torch whose CUDA
-builds we know, we keep its version and pick a tag PyTorch's index carries for that release, within
-what the driver supports and what the GPU needs (RTX 50 / sm_120 needs cu128; builds from cu128 on
-dropped sm_6x and older, FACTS §5). For a newer torch we do not invent a tag: the command is the
-README's pair and the note links PyTorch's selector for keeping that version.
+sd-scripts' README (v0.10.1, "Windows Installation") installs `torch==2.6.0 torchvision==0.21.0` from
+`https://download.pytorch.org/whl/cu124`, and torch 2.8.0 with cu128 for RTX 50 series GPUs. For another
+installed torch whose CUDA builds we know, we keep its version and pick a tag PyTorch's index carries
+for that release, within what the driver supports (CUDA minor-version compatibility: a driver runs
+every toolkit of its CUDA major) and what the GPU needs (sm_120 needs cu128; PyTorch's cu128 builds
+dropped sm_50–sm_61 from TORCH_CUDA_ARCH_LIST). For a newer torch we do not invent a tag: the command
+is the README's pair and the note links PyTorch's selector for keeping that version.
 """
 
 from __future__ import annotations
 
-import re
+from packaging.version import InvalidVersion, Version
 
 INDEX = "https://download.pytorch.org/whl/"
 SELECTOR = "https://pytorch.org/get-started/locally/"
@@ -27,14 +28,20 @@ TAGS = {
 PREFERENCE = ("cu124", "cu126", "cu128", "cu121", "cu118", "cu129", "cu130", "cu117", "cu116", "cu113")
 
 
-def _release(version: str | None) -> tuple[int, ...]:
-    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version or "")
-    return tuple(int(x) for x in m.groups() if x is not None) if m else ()
+def version_tuple(version: str | None) -> tuple[int, ...]:
+    """The release numbers of a version through packaging ('2.6.0+cu124' -> (2, 6, 0)); () if unknown."""
+    try:
+        return Version(version).release if version else ()
+    except InvalidVersion:
+        return ()
 
 
 def public(version: str | None) -> str:
-    """'2.6.0+cpu' -> '2.6.0'."""
-    return (version or "").split("+", 1)[0]
+    """'2.6.0+cpu' -> '2.6.0' (packaging's public version; the text before '+' when it is not PEP 440)."""
+    try:
+        return Version(version).public if version else ""
+    except InvalidVersion:
+        return (version or "").split("+", 1)[0]
 
 
 def _tag_cuda(tag: str) -> tuple[int, int]:
@@ -45,12 +52,12 @@ def _tag_cuda(tag: str) -> tuple[int, int]:
 def choose_tag(torch_version: str | None, capability: tuple[int, int] | None = None,
                driver_cuda: str | None = None) -> str:
     """The CUDA tag to install; a release not in TAGS gets the README's torch's tags."""
-    release = _release(torch_version)[:2]
-    tags = TAGS.get(release) or TAGS[_release(README_TORCH)[:2]]
+    release = version_tuple(torch_version)[:2]
+    tags = TAGS.get(release) or TAGS[version_tuple(README_TORCH)[:2]]
     ordered = sorted(tags, key=lambda t: PREFERENCE.index(t) if t in PREFERENCE else 99)
     fits = list(ordered)
-    if driver_cuda and _release(driver_cuda):
-        major = _release(driver_cuda)[0]  # minor-version compatibility within a CUDA major (FACTS §5)
+    if driver_cuda and version_tuple(driver_cuda):
+        major = version_tuple(driver_cuda)[0]  # CUDA minor-version compatibility: within one major
         fits = [t for t in fits if _tag_cuda(t)[0] <= major] or fits
     if capability and capability >= (10, 0):
         fits = [t for t in fits if _tag_cuda(t) >= (12, 8)] or [max(tags, key=_tag_cuda)]
@@ -63,7 +70,7 @@ def torchvision_for(torch_version: str, installed: str | None) -> str:
     """`==X` for the installed torchvision, else the series that pairs with torch (2.6 -> 0.21)."""
     if installed:
         return "==" + public(installed)
-    release = _release(torch_version)
+    release = version_tuple(torch_version)
     if len(release) >= 2 and release[0] == 2:
         return f"==0.{release[1] + 15}.*"
     if len(release) >= 2 and release[0] == 1:
@@ -79,13 +86,13 @@ def cuda_install_command(python: str, platform: str | None, torch_version: str |
     Without an installed torch, for a torch too old for sd-scripts, or one whose CUDA builds are
     not known here, the README's pair.
     """
-    from lora_doctor.launch.edit import quote
+    from lora_doctor.target.find import shell_python
 
-    py = quote(python, platform)
+    py = shell_python(python, platform)
     version = public(torch_version)
     rtx50 = bool(capability) and tuple(capability) >= (10, 0)
-    unknown = bool(version) and _release(version)[:2] not in TAGS and _release(version) > _release(README_TORCH)
-    if not version or unknown or _release(version) < (2, 6) or (rtx50 and _release(version) < (2, 7)):
+    unknown = bool(version) and version_tuple(version)[:2] not in TAGS and version_tuple(version) > version_tuple(README_TORCH)
+    if not version or unknown or version_tuple(version) < (2, 6) or (rtx50 and version_tuple(version) < (2, 7)):
         newer = version if unknown else ""
         tag = choose_tag(README_TORCH, capability, driver_cuda)
         if rtx50:
@@ -93,10 +100,9 @@ def cuda_install_command(python: str, platform: str | None, torch_version: str |
         else:
             version, tv = README_TORCH, "==" + README_TORCHVISION
         note = ("sd-scripts' README: RTX 50 series GPUs need torch 2.8.0 with CUDA 12.8." if rtx50 else
-                f"torch {version} is the version sd-scripts' README installs.")
+                f"torch {version} is what sd-scripts' README installs.")
         if newer:
-            note += (f" lora-doctor does not know which CUDA builds torch {newer} has; to keep {newer}, pick "
-                     f"the command for your CUDA at {SELECTOR}.")
+            note += f" lora-doctor does not know torch {newer}'s CUDA builds; to keep it, see {SELECTOR}."
     else:
         tag = choose_tag(version, capability, driver_cuda)
         tv = torchvision_for(version, torchvision_version)

@@ -60,6 +60,7 @@ def write(path: Path, tensors) -> Path:
 def ctx_for(tmp_path, *args, script="train_network.py", env=None, offline=True, model=None):
     launch = parse_command(["accelerate", "launch", script, *args]) if script else None
     env = env if env is not None else {"HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf")}
+    env = dict(env, HF_HUB_OFFLINE="1") if offline else env  # training offline too: uncached is an error
     return build_context(launch=launch, cwd=tmp_path, env=env, facts=FACTS, offline=offline, model=model)
 
 

@@ -22,7 +22,7 @@ def test_seed_truncated_token_is_an_error_with_its_fix_and_exit_1(isolated_env):
     token_file.write_text("hf_QwErTy...ZxCv\n")
     proc = run_cli(["env", "--offline", "--only", "auth.token"], env=isolated_env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "✗ the token from the token file" in proc.stdout and "truncated" in proc.stdout
+    assert "[✗] Hugging Face token: the token from the token file" in proc.stdout and "truncated" in proc.stdout
     assert "$ hf auth login --force" in proc.stdout
     assert "Traceback" not in proc.stderr
 

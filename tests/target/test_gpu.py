@@ -133,7 +133,7 @@ def test_cpu_build_is_an_error_with_the_cuda_install_command_for_that_python():
 def test_cpu_build_windows_path_is_quoted_for_cmd():
     fs = findings("gpu.cuda", torch="2.6.0+cpu", cuda=None, platform="win32",
                   executable=r"C:\Program Files\kohya\venv\Scripts\python.exe")
-    assert worst(fs).fix_command.startswith(r'"C:\Program Files\kohya\venv\Scripts\python.exe" -m pip')
+    assert worst(fs).fix_command.startswith(r'& "C:\Program Files\kohya\venv\Scripts\python.exe" -m pip')
 
 
 def test_torch_missing_and_torch_raising():
@@ -232,7 +232,7 @@ def test_real_cpu_torch_gives_the_cpu_build_error(isolated_env):
     command = next(line.strip()[2:] for line in proc.stdout.splitlines()
                    if line.strip().startswith("$ ") and line.rstrip().endswith(tail))
     assert os.path.samefile(command[:-len(tail)], sys.executable)
-    assert f"to keep {torch.split('+')[0]}, pick the command for your CUDA at https://pytorch.org/get-started/locally/" \
+    assert f"does not know torch {torch.split('+')[0]}'s CUDA builds; to keep it, see https://pytorch.org/get-started/locally/" \
         in " ".join(proc.stdout.split())
 
 
@@ -244,7 +244,7 @@ def test_cuda_install_command_invents_no_tag_for_an_unknown_torch():
     assert note == ""
     command, note = cuda_install_command("/v/bin/python", "linux", "2.11.0+cpu", None, driver_cuda="11.8")
     assert command.endswith("pip install torch==2.6.0 torchvision==0.21.0 --index-url https://download.pytorch.org/whl/cu118")
-    assert "does not know which CUDA builds torch 2.11.0 has" in note and "cu12" not in note
+    assert "does not know torch 2.11.0's CUDA builds" in note and "cu12" not in note
 
 
 def test_real_cpu_torch_with_the_corpus_fp16_command(isolated_env, tmp_path):

@@ -131,7 +131,7 @@ def test_windows_commands_quote_what_cmd_exe_would_read_as_a_redirection(tmp_pat
     fs = run(tmp_path, dict(MATCHING, bitsandbytes="0.38.1"), "--optimizer_type", "PagedAdamW8bit",
              platform="win32", python=python)
     (f,) = by_cause(fs, "versions.optimizer_package_outdated")
-    assert f.fix_command == f'"{python}" -m pip install "bitsandbytes>=0.39.0"'
+    assert f.fix_command == f'& "{python}" -m pip install "bitsandbytes>=0.39.0"'  # PowerShell's call operator
 
 
 def test_numpy2_with_old_opencv(tmp_path):
