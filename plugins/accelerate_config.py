@@ -78,17 +78,31 @@ def load_config(path: Path, text: str):
         raise ValueError(" ".join(str(exc).split())) from None
 
 
+def default_command(ctx) -> str:
+    """`accelerate config default` with the training environment's own accelerate (its path, when it is
+    beside the training Python: the venv need not be activated), else as typed on PATH."""
+    from lora_doctor.target.find import shell_python
+
+    if ctx.found_training_python:
+        folder = Path(ctx.python).parent
+        for name in ("accelerate", "accelerate.exe"):
+            if (folder / name).is_file():
+                windows = (ctx.facts.get().get("python") or {}).get("platform") == "win32" or name.endswith(".exe")
+                return f"{shell_python(str(folder / name), 'win32' if windows else None)} config default"
+    return DEFAULT_CMD
+
+
 def no_config(ctx, path: Path):
     gpus = visible_gpus(ctx)
     if gpus is not None and gpus > 1 and not launcher_value(ctx, "--num_processes"):
         yield Finding(Severity.WARN, f"no accelerate config ({path}): with {gpus} GPUs, accelerate launch "
                       "starts one training process per GPU (multi-GPU)",
                       fix="Write a single-GPU config, or pass --num_processes 1 to accelerate launch.",
-                      fix_command=DEFAULT_CMD)
+                      fix_command=default_command(ctx))
         return
     yield Finding(Severity.INFO, f"no accelerate config ({path}): accelerate launch uses its defaults "
                   "and prints a warning about them",
-                  fix="Write the default config once (non-interactive).", fix_command=DEFAULT_CMD)
+                  fix="Write the default config once (non-interactive).", fix_command=default_command(ctx))
 
 
 def visible_gpus(ctx) -> int | None:
