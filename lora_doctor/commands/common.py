@@ -78,11 +78,14 @@ def add_check_options(p: argparse.ArgumentParser) -> None:
                         "behind the command, the activated venv, accelerate on PATH, or the venv beside "
                         "sd-scripts / kohya_ss / lora-scripts / LoRA_Easy_Training_Scripts)")
     p.add_argument("--sd-scripts", metavar="DIR", type=folder,
-                   help="the sd-scripts checkout (default: the script's folder, or this folder)")
+                   help="the sd-scripts checkout (default: the script's folder, this folder, or the "
+                        "sd-scripts folder in it)")
     p.add_argument("--model", metavar="M", help="the base model: a file, a diffusers folder or a repo id")
-    p.add_argument("--offline", action="store_true", help="no network calls (also HF_HUB_OFFLINE=1)")
+    p.add_argument("--offline", action="store_true",
+                   help="lora-doctor makes no network calls; what needs the Hub is 'not checked' (with "
+                        "HF_HUB_OFFLINE=1 training is offline too, and an uncached download is an error)")
     p.add_argument("--json", action="store_true", help="print one JSON object (documented in docs/json.md)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the facts behind each line")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the notes and facts behind each line")
     p.add_argument("--only", nargs="+", default=[], metavar="ID",
                    help="run only these checks: ids, families or titles, any case, e.g. gpu auth.token "
                         "tokenizer (see `lora-doctor plugins`)")
