@@ -121,6 +121,8 @@ class Database:
 
 
 # -- loading -------------------------------------------------------------------------------
+MAX_FILE_BYTES = 1_000_000  # a signature file above this is refused (the biggest shipped one is ~60 kB)
+BUILTIN_PLUGIN_PREFIX = "lora_doctor.plugins."  # sources registered by a builtin plugin: ids others cannot take
 def iter_toml(path) -> list:
     """The .toml files of a file or folder (a Path or an importlib Traversable), sorted."""
     try:
@@ -150,9 +152,11 @@ def load_database(sources, *, extra_errors=(), strict: bool = False) -> Database
                 first = by_id.get(sig.id)
                 if first is not None:
                     same = first.plugin == sig.plugin
-                    note = "this one is ignored" if same else f"{first.where} overrides it"
+                    builtin = not same and first.plugin.startswith(BUILTIN_PLUGIN_PREFIX)
+                    note = ("refused: a builtin signature has this id; give yours an id of your own family" if builtin
+                            else "this one is ignored" if same else f"{first.where} overrides it")
                     db.errors.append(SignatureError(sig.file, sig.line, f"duplicate id '{sig.id}' (also defined at "
-                                                    f"{first.where}); {note}", sig.id, fatal=same))
+                                                    f"{first.where}); {note}", sig.id, fatal=same or builtin))
                     continue
                 by_id[sig.id] = sig
                 db.signatures.append(sig)
@@ -162,6 +166,13 @@ def load_database(sources, *, extra_errors=(), strict: bool = False) -> Database
 def load_file(path, plugin: str = "", *, strict: bool = True) -> tuple[list[Signature], list[SignatureError]]:
     """Parse and validate one TOML file."""
     name = str(path)
+    try:
+        size = path.stat().st_size
+    except (OSError, AttributeError):  # an importlib resource without stat(): a shipped file
+        size = 0
+    if size > MAX_FILE_BYTES:
+        return [], [SignatureError(name, None, f"{size / 1e6:.1f} MB is too big for a signature file (the limit is "
+                                   f"{MAX_FILE_BYTES // 1_000_000} MB): split it, or keep only what it needs")]
     try:
         raw = path.read_bytes()
     except (OSError, AttributeError) as exc:
@@ -528,13 +539,18 @@ class RegexTimeout(Exception):
 class RegexGuard:
     """Bounds the time of each regex search (SIGALRM timer; main thread on POSIX only).
 
-    A regex that overruns its budget is reported and skipped for the rest of the run. Where no
+    A regex that overruns its budget is reported and skipped for the rest of the run; all overruns
+    together may cost `total` seconds, after which each search gets only `floor` (60 slow regexes
+    cost about 6 s, not 60; a regex of ours takes microseconds per line). Where no
     timer is available, the bounded input (capped lines and messages) and the load-time check
     for nested quantifiers are the protection.
     """
 
-    def __init__(self, budget: float = 1.0):
+    def __init__(self, budget: float = 1.0, total: float = 3.0, floor: float = 0.05):
         self.budget = budget
+        self.total = total  # what all overruns together may cost; after that every search gets `floor`
+        self.floor = floor
+        self.lost = 0.0
         self.timed_out: set[str] = set()
         self.enabled = (hasattr(_signal, "setitimer") and threading.current_thread() is threading.main_thread())
         self._active = False
@@ -567,11 +583,13 @@ class RegexGuard:
         if not self.enabled:
             return rx.search(text)
         self._active = True
-        _signal.setitimer(_signal.ITIMER_REAL, self.budget)
+        timer = min(self.budget, max(self.total - self.lost, self.floor))
+        _signal.setitimer(_signal.ITIMER_REAL, timer)
         try:
             return rx.search(text)
         except RegexTimeout:
             self.timed_out.add(rx.pattern)
+            self.lost += timer
             return None
         finally:
             self._active = False
