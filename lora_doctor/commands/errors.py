@@ -115,7 +115,7 @@ def _test_paths(args) -> int:
     from pathlib import Path
 
     from lora_doctor.diagnose.match import load_signatures
-    from lora_doctor.diagnose.signatures import iter_toml, load_database
+    from lora_doctor.diagnose.signatures import BUILTIN_PLUGIN_PREFIX, SignatureError, iter_toml, load_database
 
     for raw in args.paths:
         path = Path(raw)
@@ -132,6 +132,12 @@ def _test_paths(args) -> int:
         raise UsageError("no .toml files in " + ", ".join(args.paths))
     # test them together with the rest of the database, so rank clashes with it show up
     rest, _ = load_signatures(plugin_dirs=args.plugin_dir)
+    builtin = {s.id: s for s in rest.signatures if s.plugin.startswith(BUILTIN_PLUGIN_PREFIX) and s.file not in files}
+    for sig in [s for s in mine.signatures if s.id in builtin]:  # what diagnose would refuse
+        mine.errors.append(SignatureError(sig.file, sig.line, f"id '{sig.id}' is a builtin signature's "
+                                          f"({builtin[sig.id].where}): it would be refused; give yours an id of "
+                                          "your own family", sig.id))
+        mine.signatures.remove(sig)
     mine_ids = {s.id for s in mine.signatures}
     mine.signatures += [s for s in rest.signatures if s.id not in mine_ids and s.file not in files]
     return _report_test(mine, files, args)

@@ -47,13 +47,38 @@ log = "ZorkError: a troll"
 """
 
 
-def test_list_shows_id_title_and_file(env):
-    result = run_cli(["errors", "list", "--plugin-dir", str(BASIC)], env=env)
+def test_list_shows_id_title_and_file(env, tmp_path):
+    write(tmp_path, "mine.toml", GOOD)
+    result = run_cli(["errors", "list", "--plugin-dir", str(tmp_path)], env=env)
     assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("test.zork"))
+    assert "The grue ate the latents" in line and "mine.toml:1" in line
     line = next(x for x in result.stdout.splitlines() if x.startswith("dataset.image_too_large_no_bucket"))
-    assert "An image is larger than --resolution and bucketing is off" in line and "basic.toml:" in line
-    data = json.loads(run_cli(["errors", "list", "--json", "--plugin-dir", str(BASIC)], env=env).stdout)
-    assert any(s["id"] == "dataset.train_data_dir_not_parent" for s in data["signatures"])
+    assert "An image is larger than --resolution and bucketing is off" in line and "dataset.toml:" in line
+    data = json.loads(run_cli(["errors", "list", "--json", "--plugin-dir", str(tmp_path)], env=env).stdout)
+    assert any(s["id"] == "test.zork" for s in data["signatures"])
+
+
+def test_a_user_file_cannot_replace_a_builtin_signature(env):
+    """basic.toml reuses builtin ids: each is refused, and says so, instead of silently replacing it."""
+    result = run_cli(["errors", "list", "--plugin-dir", str(BASIC)], env=env)
+    line = next(x for x in result.stdout.splitlines() if x.startswith("dataset.image_too_large_no_bucket"))
+    assert "dataset.toml:" in line and "basic.toml" not in line
+    assert "duplicate id 'dataset.image_too_large_no_bucket'" in result.stderr
+    assert "refused: a builtin signature has this id" in result.stderr
+    tested = run_cli(["errors", "test", str(BASIC / "basic.toml")], env=env)
+    assert tested.returncode == 1
+    assert "id 'dataset.image_too_large_no_bucket' is a builtin signature's" in tested.stdout
+
+
+def test_test_says_what_it_accepts(env, tmp_path):
+    plugin = tmp_path / "x.py"
+    plugin.write_text("from lora_doctor import hookimpl\n")
+    result = run_cli(["errors", "test", str(plugin)], env=env)
+    assert result.returncode == 2 and "not valid TOML" not in result.stderr
+    assert ("x.py is not a signature file: `errors test` takes .toml signature files ([[signature]] tables, "
+            "see docs/signatures.md) or folders of them (a .py plugin is checked by `lora-doctor plugins "
+            "--plugin-dir FOLDER`)") in result.stderr
 
 
 def test_show_and_unknown_id(env):
