@@ -14,7 +14,7 @@ import pytest
 
 from lora_doctor.launch.command import parse_command
 from lora_doctor.diagnose.match import diagnose_text, load_signatures
-from support import DATA, run_cli
+from support import DATA, cause_ids, run_cli
 
 CORPUS = DATA / "corpus"
 FILES = ("real-issues.dev.jsonl", "sdscripts-runs.dev.jsonl")
@@ -67,14 +67,18 @@ def run_corpus(host, with_command: bool):
     return results
 
 
-def test_corpus_has_both_files_and_every_label_is_a_cause():
-    causes = (CORPUS / "CAUSES.md").read_text("utf-8")
-    all_cases = cases()
-    assert {c["file"] for c in all_cases} == set(FILES)
-    assert len(all_cases) == 70
+def test_every_corpus_file_has_cases_and_every_label_is_a_cause():
+    causes = set(cause_ids())
+    all_cases = cases() + [dict(json.loads(line), file=path.name) for path in sorted(CORPUS.glob("*.jsonl"))
+                           if path.name not in FILES for line in path.read_text("utf-8").splitlines() if line.strip()]
+    assert {c["file"] for c in all_cases} >= set(FILES)
+    for name in {c["file"] for c in all_cases}:
+        assert any(c["file"] == name for c in all_cases), f"{name} has no case"
+    ids = [c["id"] for c in all_cases]
+    assert len(ids) == len(set(ids)), "a case id used twice"
     for c in all_cases:
         for cause in [c["cause"], *c.get("also_ok", [])]:
-            assert f"`{cause}`" in causes, c["id"]
+            assert cause in causes, c["id"]
 
 
 def test_every_case_gets_its_labelled_cause(host):
