@@ -1,15 +1,20 @@
-"""Held-out evaluation: 217 logs written blind, before their writer read the signatures.
+"""The team's own written logs: a regression guard, fitted to the database, NOT a blind score.
 
-`tests/data/heldout/<cause-id>/NN.log`: two logs per cause of CAUSES.md (192), 15 `unknown` (real
-failures no cause explains) and 10 `none` (clean runs with noisy warnings), in the shapes users
-paste: GUI consoles, Colab, `[rank0]:` prefixes, elastic summaries, rich boxes, CRLF, partial tails.
+`tests/data/heldout/<cause-id>/NN.log` (the folder keeps its old name): 217 logs a teammate wrote
+from the causes' descriptions, in the shapes users paste (GUI consoles, Colab, `[rank0]:` prefixes,
+elastic summaries, rich boxes, CRLF, partial tails) — two per cause of the 98 ids CAUSES.md had
+then, 15 `unknown` (real failures no cause explains) and 10 `none` (clean runs with noisy warnings).
+They were written before their writer read the signatures, but every miss was then fixed against
+them, so they measure nothing about logs nobody has seen: the real-users' corpora and the held-out
+cases kept outside this repository do that. Causes added to CAUSES.md later have no logs here; their
+shapes live in tests/data/variants/.
 
-Recorded blind, on the database of commit 5993b37 (before any fix), top diagnosis = label:
+First run, before any fix (commit 5993b37), top diagnosis = label:
   args 16/16, auth 6/6, config 19/24, cuda 13/14, dataset 21/30, distributed 3/4, install 12/14,
   model 23/24, network 3/4, os 16/18, train 2/2, versions 32/36
   => causes 166/192 (86.5 %); unknown + none: 0/25 false diagnoses.
-After fixing the misses for their cause (see docs/diagnose.md, "Held-out evaluation"): 188/192 by the
-labels below, 0/25 false diagnoses; the four logs left are in KNOWN_MISSES with the reason.
+Since then every log must get its label, except the ones in KNOWN_MISSES (with the reason), and no
+unknown/none log may get any diagnosis.
 
 Run with -s to see the accuracy per family.
 """
@@ -27,7 +32,7 @@ from support import DATA
 HELDOUT = DATA / "heldout"
 CAUSES = DATA / "corpus" / "CAUSES.md"
 
-# Two blind labels that contradict CAUSES.md / the dev corpus; the log stays, the answer is judged
+# Two labels (written blind) that contradict CAUSES.md / the dev corpus; the log stays, the answer is judged
 # by the corrected label.
 RELABELED = {
     # Training the text encoder's network while caching its outputs is two options refused together,
@@ -78,19 +83,19 @@ def results():
     return out
 
 
-def test_the_set_covers_every_cause_twice_plus_unknown_and_none():
+def test_every_folder_is_a_cause_with_two_logs_plus_unknown_and_none():
     causes = {line.split("`")[1] for line in CAUSES.read_text("utf-8").splitlines() if line.startswith("| `")}
     counts = defaultdict(int)
     for path in logs():
         counts[path.parent.name] += 1
-    assert set(counts) == causes
+    assert set(counts) <= causes, "a folder that is not a cause id of CAUSES.md"
     assert all(n >= 2 for n in counts.values())
-    assert counts["unknown"] == 15 and counts["none"] == 10
+    assert counts["unknown"] >= 15 and counts["none"] >= 10
     assert set(RELABELED) | set(KNOWN_MISSES) <= {key(p) for p in logs()}
 
 
 @pytest.mark.parametrize("name", [key(p) for p in logs()])
-def test_top_diagnosis(results, name):
+def test_team_written_log_gets_its_label(results, name):
     want = expected(HELDOUT / name)
     ids = results[name]
     if want is None:
@@ -99,8 +104,8 @@ def test_top_diagnosis(results, name):
         assert ids[:1] == [want], f"{name}: want {want}, got {ids[:3] or 'no diagnosis'}"
 
 
-def test_accuracy_per_family(results):
-    """The number the closing note quotes: labelled causes right, and no diagnosis on unknown/none."""
+def test_team_written_logs_per_family(results):
+    """Labelled causes right (fitted: a regression guard), and no diagnosis on unknown/none."""
     fam = defaultdict(lambda: [0, 0])
     false = 0
     for name, ids in results.items():
@@ -112,9 +117,9 @@ def test_accuracy_per_family(results):
         f[0] += ids[:1] == [label]
         f[1] += 1
     ok, n = sum(v[0] for v in fam.values()), sum(v[1] for v in fam.values())
-    print("\nheld-out accuracy per family:")
+    print("\nteam-written logs (fitted, not blind), accuracy per family:")
     for f, (good, total) in sorted(fam.items()):
         print(f"  {f:<12} {good:>3}/{total}")
-    print(f"  {'causes':<12} {ok:>3}/{n} ({100 * ok / n:.1f} %); false diagnoses on unknown/none: {false}/25")
+    print(f"  {'causes':<12} {ok:>3}/{n} ({100 * ok / n:.1f} %); false diagnoses on unknown/none: {false}")
     assert false == 0
     assert ok == n - len(KNOWN_MISSES)
