@@ -337,3 +337,15 @@ def test_a_corrupt_precheck_cache_is_ignored(tmp_path, monkeypatch, junk):
     target = precheck.file_target(folder / "fine.py", "lora_doctor_user_plugin_fine")
     assert precheck.precheck([target], budget=30) == {target: ""}
     assert json.loads(precheck.cache_path().read_text()) == {target.key: ""}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_process_forked_by_plugin_code_can_still_os_exit():
+    def forks():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)  # the child of a multiprocessing worker ends like this
+        return os.waitpid(pid, 0)[1]
+
+    ((_, ok, status),) = isolation.call_all([("p", forks, {})], budget=30)
+    assert ok and os.WEXITSTATUS(status) == 7

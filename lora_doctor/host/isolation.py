@@ -60,8 +60,11 @@ class _StdoutForPlugins:
 
 
 def _guarded_exit(real_exit):
+    pid = os.getpid()
+
     def _exit(status=0):
-        if in_plugin_code():
+        # only in this process: a child forked by plugin code (multiprocessing) must still end
+        if in_plugin_code() and os.getpid() == pid:
             raise PluginExit(f"os._exit({status}) called by plugin code")
         real_exit(status)
 
