@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     ap.add_argument("--halves", action="store_true", help="also try each half of English / 日本語 messages alone")
     args = ap.parse_args(argv)
 
-    from lora_doctor.diagnose.explain import catalogue, halves, parse_template, template_text
+    from lora_doctor.diagnose.explain import catalogue
+    from lora_doctor.diagnose.sdscripts_source import halves, parse_template, template_text
     from lora_doctor.diagnose.match import diagnose_text, load_signatures
 
     entries = [e for e in catalogue()["messages"] if e.get("message")]

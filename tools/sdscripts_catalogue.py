@@ -9,7 +9,7 @@ For every release tag from v0.6.0 (`--since`) to the newest, and for the default
 trainers — train_network.py, sdxl_train_network.py, train_db.py, fine_tune.py — plus the network
 modules they load by name (networks/lora.py, …), and every module of the repository they import,
 transitively. Each `raise X(msg)`, `assert cond, msg` and error log/print followed by an abort
-becomes one entry (see `lora_doctor.diagnose.explain.extract_messages`): the message as a template
+becomes one entry (see `lora_doctor.diagnose.sdscripts_source.extract_messages`): the message as a template
 and a regex (plus each half of an "English / 日本語" message), the exception, where it is at the
 newest version that has it, the condition in generated words, the options it reads, and the first
 and last version it is seen in. Entries are deduplicated across versions by pattern.
@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lora_doctor.diagnose.explain import extract_messages  # noqa: E402
+from lora_doctor.diagnose.sdscripts_source import extract_messages  # noqa: E402
 
 TRAINERS = ("train_network.py", "sdxl_train_network.py", "train_db.py", "fine_tune.py")
 # loaded by name through --network_module (importlib), so no import statement leads to them

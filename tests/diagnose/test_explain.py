@@ -15,7 +15,8 @@ import pytest
 
 from support import DATA, ROOT, run_cli
 from lora_doctor.diagnose import explain
-from lora_doctor.diagnose.explain import catalogue, explain_lines, extract_messages
+from lora_doctor.diagnose.explain import catalogue, explain_lines
+from lora_doctor.diagnose.sdscripts_source import extract_messages
 from lora_doctor.diagnose.match import diagnose_text
 
 MIRROR = Path(os.environ.get("LORA_DOCTOR_SDSCRIPTS_MIRROR", "/work/.mirror/kohya-ss+sd-scripts/repo"))
