@@ -1,7 +1,8 @@
 """What `lora-doctor run` does with each chunk of the child's output besides copying it: the
 redacted log and the line watcher. Both are built for floods: the work per chunk is a few C-speed
-scans (`bytes.find`) plus copies of the chunk's edges only; a whole chunk is copied only when it may
-hold a secret. Memory is bounded: a line longer than MAX_LINE is cut.
+regex scans (redact.redact_bytes: no Python code per line or per match) plus copies of the chunk's
+edges only; a chunk is copied whole only when it holds a secret. Memory is bounded: a line longer
+than MAX_LINE is cut (never inside a secret).
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from lora_doctor.redact import redact_bytes, secret_spans
+
+__all__ = ["LineWatcher", "LogWriter", "forced_cut", "redact_bytes", "strip_ansi"]
+
 MAX_LINE = 1 << 16  # a line longer than this is cut (for the log redaction and the watcher)
 TAIL_BYTES = 4096  # of a chunk bigger than this, only the lines of its end are offered to the watcher
 LOG_BUFFER = 1 << 17  # the pieces of one chunk (a held-back line end, the body) leave in one write(2)
 
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-# what redact_text replaces starts with one of these (a token, or a secret option name);
-# the look-behinds make it one pass, ~2.5x faster than bytes.find for each prefix
-_TOKEN_START_B = re.compile(rb"_(?<=hf_)|_(?<=api_org_)")
-_SECRET_OPTION_B = re.compile(rb"--[\w-]*?(?:token|key|secret|password)", re.IGNORECASE)
-# a forced cut (a line over MAX_LINE) must not separate a secret option from its value
-_OPTION_AT_END_B = re.compile(rb"--[\w-]*?(?:token|key|secret|password)[=\s]*$", re.IGNORECASE)
 
 
 def strip_ansi(text: str) -> str:
@@ -38,101 +37,98 @@ def first_eol(data: bytes) -> int:
     return r if n == -1 else n if r == -1 else min(n, r)
 
 
-def may_hold_secret(data: bytes, start: int = 0, end: int | None = None) -> bool:
-    """Cheap pre-test for redact_text's patterns in data[start:end], without copying it."""
-    end = len(data) if end is None else end
-    # one-byte searches (memchr, ~60x faster than a substring search) rule most chunks out first
-    if data.find(b"_", start, end) != -1 and _TOKEN_START_B.search(data, start, end) is not None:
-        return True
-    return (data.find(b"-", start, end) != -1 and data.find(b"--", start, end) != -1
-            and _SECRET_OPTION_B.search(data, start, end) is not None)
-
-
-def redact_bytes(data: bytes) -> bytes:
-    """redact_text on raw bytes (undecodable bytes kept as they are)."""
-    if not may_hold_secret(data):
-        return data
-    from lora_doctor.redact import redact_text
-
-    return redact_text(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-
-
 def forced_cut(data: bytes) -> int:
-    """Where to cut a line that has grown past MAX_LINE: at a blank, and never between a secret
-    option and its value, so what is written and what is held back both redact correctly."""
+    """Where to cut a line that has grown past MAX_LINE: at a blank when there is one, and never
+    inside a secret or between a secret and what its rule looks at before it (`--wandb_api_key V`,
+    `%3Dhf_…`, `\\x1b[1mhf_…`, a blank-free line holding a token), so what is written and what is
+    held back both redact as the whole line would. Where secrets leave no such gap (tokens packed
+    into one blank-free line), the cut goes right after one: no secret is ever split."""
     limit = len(data) - 1024
     cut = max(data.rfind(b" ", 0, limit), data.rfind(b"\t", 0, limit)) + 1
     if cut <= 0:
-        return limit  # 63 KiB without a blank: no token or option=value straddles it sensibly
-    m = _OPTION_AT_END_B.search(data, max(0, cut - 256), cut)
-    return m.start() if m and m.start() > 0 else cut
+        cut = limit  # no blank: the spans below move the cut off any secret
+    spans = list(secret_spans(data, max(0, cut - 4096), min(len(data), cut + 1024)))
+
+    def inside(c: int) -> bool:
+        return any(a < c < b for a, b in spans)
+
+    if not inside(cut):
+        return cut
+    for c in sorted({a for a, _ in spans} | {b for _, b in spans}, reverse=True):
+        if 0 < c < cut and not inside(c):
+            return c
+    ends = [b for _, b in spans if 0 < b < cut]
+    return max(ends) if ends else limit
 
 
 class LogWriter:
     """The child's bytes, secrets redacted, into the log file.
 
     Whole lines are written; a partial line waits for its end (bounded by MAX_LINE), so a token
-    split across two reads is still redacted. Each chunk is on disk when write() returns. A write
-    error (disk full) ends the log, never the run: `error` says why.
+    split across two reads is still redacted. Each stream (`channel`: the child's stdout, its
+    stderr) has its own partial line, so the log holds both streams' lines whole, in the order they
+    ended. Each chunk is on disk when write() returns. A write error (disk full) ends the log, never
+    the run: `error` says why.
     """
 
     def __init__(self, path: str | None):
         self.fh = None
-        self.pending = b""
+        self.pending: dict[int, bytes] = {}
         self.error = ""
         try:
             self.fh = open(path, "wb", buffering=LOG_BUFFER) if path else None
         except OSError as exc:
             self.error = f"{exc.strerror or exc}"
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, channel: int = 1) -> None:
         """Log one chunk of output (redacted)."""
         if self.fh is None or self.error:
             return
         try:
-            self._write(data)
+            self._write(data, channel)
             self.fh.flush()
         except (OSError, ValueError) as exc:
             self.error = f"{getattr(exc, 'strerror', None) or exc}"
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, channel: int) -> None:
         start = 0
-        if self.pending:
+        pending = self.pending.pop(channel, b"")
+        if pending:
             eol = first_eol(data)
             if eol == -1:
-                self._hold(self.pending + data)
+                self._hold(pending + data, channel)
                 return
-            self.fh.write(redact_bytes(self.pending + data[:eol + 1]))
-            self.pending = b""
+            self.fh.write(redact_bytes(pending + data[:eol + 1]))
             start = eol + 1
         end = last_eol(data, start) + 1
         if end <= start:  # no line end in what is left
-            self._hold(data[start:] if start else data)
+            self._hold(data[start:] if start else data, channel)
             return
-        if may_hold_secret(data, start, end):
-            self.fh.write(redact_bytes(data[start:end]))
-        else:
-            self.fh.write(memoryview(data)[start:end])  # no copy: the common case of a flood
+        body = data if start == 0 and end == len(data) else data[start:end]
+        self.fh.write(redact_bytes(body))  # the same object back when nothing is secret: no copy
         if end < len(data):
-            self._hold(data[end:])
+            self._hold(data[end:], channel)
 
-    def _hold(self, partial: bytes) -> None:
+    def _hold(self, partial: bytes, channel: int) -> None:
         while len(partial) >= MAX_LINE:
             cut = forced_cut(partial)
             self.fh.write(redact_bytes(partial[:cut]))
             partial = partial[cut:]
-        self.pending = partial
+        if partial:
+            self.pending[channel] = partial
 
     def close(self) -> None:
-        """Write the last partial line and close the file."""
+        """Write the last partial lines and close the file."""
         if self.fh is None:
             return
         try:
-            if self.pending and not self.error:
-                self.fh.write(redact_bytes(self.pending))
+            if not self.error:
+                for partial in self.pending.values():
+                    self.fh.write(redact_bytes(partial))
             self.fh.close()
         except (OSError, ValueError) as exc:
             self.error = self.error or f"{getattr(exc, 'strerror', None) or exc}"
+        self.pending = {}
         self.fh = None
 
 
