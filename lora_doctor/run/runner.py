@@ -1,9 +1,13 @@
-"""Run the training command as a child: bytes to stdout unchanged, a redacted log, live lines.
+"""Run the training command as a child: its bytes to our stdout and stderr unchanged, a redacted log,
+live lines.
 
 POSIX: through a pseudo-terminal when our stdout is a terminal (colours and progress bars look as
-without us), else through one pipe for stdout+stderr; the child leads its own process group and
-signals we receive are forwarded to that group. Windows: pipes and a new process group.
-What happens to each chunk besides the copy (the log, the watcher) is in runstream.py.
+without us; the child's stderr shares it, unless our stderr is not that terminal: `2> err.txt`),
+else through two pipes, stdout to our stdout and stderr to our stderr; the child leads its own
+process group, signals we receive are forwarded to that group, and a watchdog process (plus, on
+Linux, PR_SET_PDEATHSIG) ends the group if we die without cleaning up (`kill -9`). Windows: one
+pipe for stdout+stderr and a new process group.
+What happens to each chunk besides the copy (the log, the watcher) is in stream.py.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from lora_doctor.exits import exit_code_of
 from lora_doctor.run.stream import LineWatcher, LogWriter
 
 POSIX = os.name == "posix"
@@ -31,6 +36,14 @@ DRAIN_LIMIT = 2.0  # ... or this long after it, whatever still holds the pipe op
 WIDE_COLUMNS = "200"
 ORPHAN_GRACE = 2.0  # seconds the group may outlive the child before it is terminated
 KILL_GRACE = 3.0
+WATCHDOG_GRACE = 5  # seconds between the watchdog's SIGTERM and SIGKILL of an orphaned group
+# Started right after the child: holds the read end of a pipe only we write to. We end it with
+# "done"; if we die first (kill -9), the pipe reads EOF and the watchdog ends the child's group.
+WATCHDOG = ("import os,signal,sys,time\ng=int(sys.argv[1])\n"
+            "if os.read(0,8)[:4]==b'done':sys.exit(0)\n"
+            "for s in (signal.SIGTERM,signal.SIGKILL):\n"
+            " try:os.killpg(g,s)\n except OSError:sys.exit(0)\n"
+            f" time.sleep({WATCHDOG_GRACE})\n")
 
 
 @dataclass
@@ -46,13 +59,6 @@ class RunResult:
     stopped: str = ""  # "" or why we ended it: "interrupted", "terminated", "nan"
     hints: list[str] = field(default_factory=list)
     silent_failure: str = ""  # a failure fragment seen in the output of a run that may exit 0
-
-
-def exit_code_of(returncode: int) -> tuple[int, int | None]:
-    """(exit code for us, signal number or None) from a Popen returncode."""
-    if returncode < 0:
-        return 128 + (-returncode), -returncode
-    return returncode, None
 
 
 def child_env(env: dict | None, pipe_mode: bool) -> dict:
@@ -133,13 +139,18 @@ class Runner:
     def __init__(self, argv: list[str], *, cwd: str | None = None, env: dict | None = None,
                  log_path: str | None = None, on_line: Callable[[str], str | None] | None = None,
                  use_pty: bool | None = None, stdout_fd: int | None = None,
-                 fragments: tuple[bytes, ...] = (), hint_stream=None, on_spawn: Callable[[], None] | None = None):
+                 fragments: tuple[bytes, ...] = (), hint_stream=None, on_spawn: Callable[[], None] | None = None,
+                 stderr_fd: int | None = None):
         self.argv = argv
         self.cwd = cwd
         self.stdout_fd = sys.stdout.fileno() if stdout_fd is None else stdout_fd
+        self.stderr_fd = _stderr_fd() if stderr_fd is None else stderr_fd
         if use_pty is None:
             use_pty = POSIX and os.isatty(self.stdout_fd)
         self.use_pty = bool(use_pty) and POSIX
+        # the child's stderr keeps its own pipe to our stderr (POSIX), except in a pty when our
+        # stderr is that same terminal; Windows: one pipe for both (no poll() on pipes there)
+        self.split_stderr = POSIX and not (self.use_pty and _same_terminal(self.stdout_fd, self.stderr_fd))
         self.env = child_env(env, pipe_mode=not self.use_pty)
         self.log_path = log_path
         self.on_line = on_line
@@ -154,6 +165,8 @@ class Runner:
         self._child_done = threading.Event()
         self._group_gone = threading.Event()
         self._master: int | None = None
+        self._watchdog = None
+        self._watching = True
 
     # -- signals ------------------------------------------------------------------------
     def _signal_group(self, sig: int) -> None:
@@ -206,7 +219,9 @@ class Runner:
         self._seen_hints.add(text)
         self.hints.append(text)
         try:
-            lines = text.splitlines() or [""]
+            from lora_doctor.redact import redact_text
+
+            lines = redact_text(text).splitlines() or [""]
             body = "\n".join(f"[lora-doctor] {ln}" for ln in lines)
             self.hint_stream.write(f"\n{body}\n")
             self.hint_stream.flush()
@@ -222,33 +237,52 @@ class Runner:
             self.hint(hint)
 
     # -- the run ------------------------------------------------------------------------
-    def _spawn(self):
+    def _spawn(self) -> list[_Stream]:
+        """Start the child; the streams to read: stdout (and stderr when it has its own pipe)."""
         kwargs: dict = dict(cwd=self.cwd, env=self.env, bufsize=0)
         if POSIX:
             kwargs["start_new_session"] = True
+            pdeathsig = _pdeathsig_setter()
+            if pdeathsig is not None:
+                kwargs["preexec_fn"] = pdeathsig
         else:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        if self.use_pty:
-            master, slave = _open_pty(self.stdout_fd)
-            try:
-                self.proc = subprocess.Popen(self.argv, stdout=slave, stderr=slave, close_fds=True, **kwargs)
-            except BaseException:
-                os.close(master)
-                raise
-            finally:
-                os.close(slave)
-            self._master = master
-            return master
-        read_fd, write_fd = os.pipe()
-        _grow_pipe(write_fd)
+        streams: list[_Stream] = []
+        to_close: list[int] = []
         try:
-            self.proc = subprocess.Popen(self.argv, stdout=write_fd, stderr=write_fd, **kwargs)
+            if self.use_pty:
+                master, slave = _open_pty(self.stdout_fd)
+                to_close.append(slave)
+                streams.append(_Stream(master, self.stdout_fd, 1))
+                self._master = master
+                err = slave
+                if self.split_stderr:  # our stderr is not the terminal: the child's stays apart too
+                    err_read, err = os.pipe()
+                    to_close.append(err)
+                    streams.append(_Stream(err_read, self.stderr_fd, 2))
+                self.proc = subprocess.Popen(self.argv, stdout=slave, stderr=err, close_fds=True, **kwargs)
+            else:
+                read_fd, write_fd = os.pipe()
+                to_close.append(write_fd)
+                _grow_pipe(write_fd)
+                streams.append(_Stream(read_fd, self.stdout_fd, 1))
+                err = write_fd
+                if self.split_stderr:
+                    err_read, err = os.pipe()
+                    to_close.append(err)
+                    _grow_pipe(err)
+                    streams.append(_Stream(err_read, self.stderr_fd, 2))
+                self.proc = subprocess.Popen(self.argv, stdout=write_fd, stderr=err, **kwargs)
         except BaseException:
-            os.close(read_fd)
+            for stream in streams:
+                os.close(stream.fd)
+            self._master = None
             raise
         finally:
-            os.close(write_fd)
-        return read_fd
+            for fd in to_close:
+                os.close(fd)
+        self._watchdog = _start_watchdog(self.proc.pid)
+        return streams
 
     def _reap(self) -> None:
         """Wait for the child; then make sure nothing of its process group outlives it."""
@@ -286,72 +320,90 @@ class Runner:
         log = LogWriter(self.log_path)
         if log.error:
             self.hint(f"cannot write the log {self.log_path}: {log.error}; the run goes on without it")
-        watcher = LineWatcher(self._offer if self.on_line else None, self.fragments)
+        streams: list[_Stream] = []
         try:
-            fd = self._spawn()
+            streams = self._spawn()
+            for stream in streams:
+                stream.watcher = LineWatcher(self._offer if self.on_line else None, self.fragments)
             reaper = threading.Thread(target=self._reap, daemon=True, name="lora-doctor-reaper")
             reaper.start()
             if self.on_spawn is not None:
                 self.on_spawn()
             try:
-                self._pump(fd, log, watcher)
+                self._pump(streams, log)
             finally:
-                os.close(fd)
+                for stream in streams:
+                    os.close(stream.fd)
                 self._master = None
-            watcher.flush()
+            for stream in streams:
+                stream.watcher.flush()
             reaper.join()
         finally:
+            _stop_watchdog(self._watchdog)
             log.close()
             for sig, old in handlers.items():
                 signal.signal(sig, old)
         if log.error:
             self.hint(f"the log is incomplete: {log.error}")
         code, sig = exit_code_of(self.proc.returncode)
+        found = next((s.watcher.found for s in streams if s.watcher.found), b"")
         return RunResult(code, self.proc.returncode, sig, started, time.time(),
                          "pty" if self.use_pty else "pipe", self.stopped, list(self.hints),
-                         watcher.found.decode("utf-8", "replace"))
+                         found.decode("utf-8", "replace"))
 
-    def _pump(self, fd: int, log: LogWriter, watcher: LineWatcher) -> None:
-        """Copy the child's output to stdout, the log and the watcher until its end: EOF, or (when
-        something that left the process group still holds the pipe) a quiet moment after the
-        group is gone."""
-        poll = _Poll(fd)
-        out_ok = watching = True
+    def _pump(self, streams: list[_Stream], log: LogWriter) -> None:
+        """Copy the child's output to our stdout/stderr, the log and the watchers until its end: EOF
+        on every stream, or (when something that left the process group still holds a pipe) a
+        quiet moment after the group is gone."""
+        poll = _Poll([s.fd for s in streams])
+        open_streams = {s.fd: s for s in streams}
         gone_at = None
-        size = SMALL_READ
-        while True:
+        while open_streams:
             if gone_at is None and self._group_gone.is_set():
                 gone_at = time.monotonic()
             if gone_at is not None and time.monotonic() - gone_at > DRAIN_LIMIT:
                 return
-            if not poll.ready(QUIET if gone_at else IDLE_CHECK):
+            ready = poll.ready(QUIET if gone_at else IDLE_CHECK)
+            if not ready:
                 if gone_at is not None:
                     return
                 continue
-            try:
-                data = os.read(fd, size)
-            except InterruptedError:
-                continue
-            except OSError:  # EIO: the pty's last slave closed
-                return
-            if not data:
-                return
-            if out_ok:
-                out_ok = _write_all(self.stdout_fd, data)
-                if not out_ok:
-                    self.hint("our stdout was closed (`| head`?): the training goes on, its output goes "
-                              "to the log only")
-            if watching:
+            pause = False
+            for fd in ready:
+                stream = open_streams.get(fd)
+                if stream is None:
+                    continue
                 try:
-                    log.write(data)
-                    watcher.feed(data)
-                except Exception as exc:  # a bug of ours must not cost the training its output
-                    watching = False
-                    self.hint(f"internal error, the log and live hints stop here ({type(exc).__name__}: {exc}); "
-                              "the training and its output go on")
-            size = READ_SIZE if len(data) >= BATCH_BELOW else SMALL_READ
-            if BATCH_BELOW <= len(data) < READ_SIZE:
+                    data = os.read(fd, stream.size)
+                except InterruptedError:
+                    continue
+                except OSError:  # EIO: the pty's last slave closed
+                    data = b""
+                if not data:
+                    poll.drop(fd)
+                    del open_streams[fd]
+                    continue
+                self._deliver(stream, data, log)
+                stream.size = READ_SIZE if len(data) >= BATCH_BELOW else SMALL_READ
+                pause = pause or BATCH_BELOW <= len(data) < READ_SIZE
+            if pause:
                 time.sleep(BATCH_PAUSE)  # output is streaming in: let it gather into fewer, bigger reads
+
+    def _deliver(self, stream: _Stream, data: bytes, log: LogWriter) -> None:
+        if stream.out_ok:
+            stream.out_ok = _write_all(stream.out_fd, data)
+            if not stream.out_ok:
+                which = "stdout" if stream.channel == 1 else "stderr"
+                self.hint(f"our {which} was closed (`| head`?): the training goes on, its output goes "
+                          "to the log only")
+        if self._watching:
+            try:
+                log.write(data, stream.channel)
+                stream.watcher.feed(data)
+            except Exception as exc:  # a bug of ours must not cost the training its output
+                self._watching = False
+                self.hint(f"internal error, the log and live hints stop here ({type(exc).__name__}: {exc}); "
+                          "the training and its output go on")
 
     def _resize(self) -> None:
         master = self._master
@@ -383,19 +435,118 @@ def _group_alive(pgid: int) -> bool:
 
 
 class _Poll:
-    """Wait until fd is readable, with a timeout (POSIX); elsewhere always 'ready' (a blocking read)."""
+    """Wait until some of the fds are readable, with a timeout (POSIX); elsewhere every fd is always
+    'ready' (a blocking read: Windows has one pipe)."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fds: list[int]):
         import select
 
+        self.fds = list(fds)
         self._poll = select.poll() if hasattr(select, "poll") else None
         if self._poll is not None:
-            self._poll.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+            for fd in self.fds:
+                self._poll.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
 
-    def ready(self, timeout: float) -> bool:
+    def ready(self, timeout: float) -> list[int]:
         if self._poll is None:
-            return True
+            return list(self.fds)
         try:
-            return bool(self._poll.poll(timeout * 1000))
+            return [fd for fd, _ in self._poll.poll(timeout * 1000)]
         except InterruptedError:
+            return []
+
+    def drop(self, fd: int) -> None:
+        if fd in self.fds:
+            self.fds.remove(fd)
+            if self._poll is not None:
+                self._poll.unregister(fd)
+
+
+@dataclass
+class _Stream:
+    """One output stream of the child: where it is read, where it goes, its log channel."""
+
+    fd: int
+    out_fd: int
+    channel: int  # 1 stdout, 2 stderr
+    size: int = SMALL_READ
+    out_ok: bool = True
+    watcher: LineWatcher | None = None
+
+
+def _stderr_fd() -> int:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 2
+
+
+def _same_terminal(a: int, b: int) -> bool:
+    """Both fds are the same terminal (a pty child then writes both streams to it)."""
+    try:
+        if not (os.isatty(a) and os.isatty(b)):
             return False
+        sa, sb = os.fstat(a), os.fstat(b)
+        return (sa.st_dev, sa.st_ino, sa.st_rdev) == (sb.st_dev, sb.st_ino, sb.st_rdev)
+    except OSError:
+        return False
+
+
+def _pdeathsig_setter():
+    """Linux: a preexec_fn that has the kernel send the child SIGTERM when we die (even by kill -9).
+    The ctypes call is prepared here, before the fork; None elsewhere or when it cannot be."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, ImportError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def set_pdeathsig():
+        prctl(pr_set_pdeathsig, sigterm)
+        if os.getppid() != parent:  # we died between the fork and the prctl
+            os.kill(os.getpid(), sigterm)
+
+    return set_pdeathsig
+
+
+def _start_watchdog(pgid: int):
+    """POSIX: a small process outside the child's group that ends that group (SIGTERM, then SIGKILL
+    after WATCHDOG_GRACE s) once our end of its pipe closes without "done": when we are killed.
+    Returns (process, write fd) or None."""
+    if not POSIX:
+        return None
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        return None
+    try:
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", WATCHDOG, str(pgid)], stdin=read_fd,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        os.close(write_fd)
+        return None
+    finally:
+        os.close(read_fd)
+    return proc, write_fd
+
+
+def _stop_watchdog(watchdog) -> None:
+    """Our run ended normally: the watchdog goes away without touching anything."""
+    if watchdog is None:
+        return
+    proc, write_fd = watchdog
+    try:
+        os.write(write_fd, b"done")
+    except OSError:
+        pass
+    finally:
+        os.close(write_fd)
+    try:
+        proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        proc.kill()

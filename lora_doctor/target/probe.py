@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from importlib import resources
 
+from lora_doctor.exits import describe_exit  # one description of how a process ended (lora_doctor/exits.py)
 from lora_doctor.subproc import run_bounded
 
 BASE_MARKER = "@@LORA_DOCTOR_PROBE@@"
@@ -65,21 +65,6 @@ def marked_payload(out: str, marker: str):
     except (ValueError, IndexError) as exc:
         return ValueError(str(exc))
     return value if isinstance(value, dict) else ValueError(f"expected an object, got {type(value).__name__}")
-
-
-def describe_exit(code: int | None) -> str:
-    """'exit code 3', 'killed by signal 11 (SIGSEGV)', 'exit code 3221225477 (0xC0000005)'."""
-    if code is None:
-        return "no exit code"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = "?"
-        return f"killed by signal {-code} ({name})"
-    if code >= 0xC0000000:
-        return f"exit code {code} (0x{code:08X})"
-    return f"exit code {code}"
 
 
 def _last_line(data: bytes) -> str:

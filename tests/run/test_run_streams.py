@@ -13,23 +13,43 @@ TOKEN = "hf_A1b2C3d4E5f6G7h8I9j0Kk"
 WANDB = "0123456789abcdef0123456789abcdef"
 
 
+def run_apart(argv, env, timeout=60):
+    """stdout and stderr of argv, each through its own pipe."""
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=timeout)
+
+
 def test_pipe_mode_bytes_identical_and_log_redacted(isolated_env, tmp_path):
     cmd = [sys.executable, child("streams.py")]
-    direct = run_pipe(cmd, child_env(isolated_env, COLUMNS="200"))
+    direct = run_apart(cmd, child_env(isolated_env, COLUMNS="200"))
     log = tmp_path / "run" / "train.log"
-    wrapped = subprocess.run(wrapper_argv(cmd, log=log), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=isolated_env, timeout=60)
+    wrapped = run_apart(wrapper_argv(cmd, log=log), isolated_env)
     assert wrapped.returncode == direct.returncode == 0
-    assert wrapped.stdout == direct.stdout  # \r progress, ANSI, every byte value, a 300 kB line, stderr in order
+    assert wrapped.stdout == direct.stdout  # \r progress, ANSI, every byte value, a 300 kB line
+    assert direct.stderr == b"to stderr\n"
+    assert wrapped.stderr.count(direct.stderr) == 1  # the child's stderr stays on stderr (after our checks)
+    assert b"to stderr" not in wrapped.stdout
     assert b"columns 200 unbuffered 1" in wrapped.stdout  # wide COLUMNS in pipe mode, unbuffered
     assert TOKEN.encode() in wrapped.stdout  # the terminal gets the child's bytes untouched
     text = log.read_bytes()
     assert TOKEN.encode() not in text and WANDB.encode() not in text
     assert b"--hf_token [REDACTED]" in text and b"--wandb_api_key [REDACTED]" in text
-    # apart from the secrets, the log holds the same bytes
+    # the log holds both streams, whole lines; apart from the secrets, the same bytes
+    assert text.count(b"to stderr\n") == 1
     expected = direct.stdout.replace(TOKEN.encode(), b"[REDACTED]").replace(WANDB.encode(), b"[REDACTED]")
-    assert text.replace(b" [REDACTED]", b"") == expected.replace(b" [REDACTED]", b"")
+    assert text.replace(b"to stderr\n", b"").replace(b" [REDACTED]", b"") == expected.replace(b" [REDACTED]", b"")
     assert (log.parent / "train.report.json").exists()
+
+
+def test_stderr_redirected_alone_gets_the_childs_errors(isolated_env, tmp_path):
+    """`lora-doctor run -- … 2> err.txt`: the traceback lands in err.txt, stdout holds none of it."""
+    code = "import sys\nprint('step 1')\nraise SystemExit('boom: a traceback on stderr')\n"
+    with open(tmp_path / "err.txt", "wb") as err, open(tmp_path / "out.txt", "wb") as out:
+        proc = subprocess.run(wrapper_argv([sys.executable, "-c", code], log=tmp_path / "e.log"), stdout=out,
+                              stderr=err, env=isolated_env, timeout=60)
+    assert proc.returncode == 1
+    assert (tmp_path / "out.txt").read_bytes() == b"step 1\n"
+    assert b"\nboom: a traceback on stderr\n" in (tmp_path / "err.txt").read_bytes()
+    assert (tmp_path / "e.log").read_bytes() == b"step 1\nboom: a traceback on stderr\n"
 
 
 def test_columns_set_by_the_user_is_kept(isolated_env, tmp_path):
@@ -40,12 +60,17 @@ def test_columns_set_by_the_user_is_kept(isolated_env, tmp_path):
 
 
 def test_pty_mode_terminal_sees_the_same_bytes(isolated_env, tmp_path):
+    """stdout a terminal, stderr a file (as `2> err.txt` on a terminal): the child's stdout gets a pty
+    of the same size, its stderr stays apart, as in the direct run."""
     cmd = [sys.executable, child("streams.py"), "1"]
     env = dict(isolated_env)
     env.pop("COLUMNS", None)
-    direct, direct_code = run_in_pty(cmd, child_env(env))
+    with open(tmp_path / "direct-stderr", "wb") as err:
+        direct, direct_code = run_in_pty(cmd, child_env(env), stderr=err)
     with open(tmp_path / "wrapper-stderr", "wb") as err:
         wrapped, code = run_in_pty(wrapper_argv(cmd, log=tmp_path / "pty.log"), env, stderr=err)
+    assert (tmp_path / "direct-stderr").read_bytes() == b"to stderr\n"
+    assert (tmp_path / "wrapper-stderr").read_bytes().count(b"to stderr\n") == 1
     assert b"isatty True" in direct and b"size (132, 43)" in direct
     assert wrapped == direct  # colours, \r, line endings, terminal size: as without the wrapper
     assert code == direct_code == 1
@@ -56,12 +81,12 @@ def test_pty_mode_terminal_sees_the_same_bytes(isolated_env, tmp_path):
 
 def test_rich_traceback_identical(isolated_env, tmp_path):
     cmd = [sys.executable, child("rich_traceback.py")]
-    direct = run_pipe(cmd, child_env(isolated_env, COLUMNS="200"))
-    wrapped = subprocess.run(wrapper_argv(cmd, log=tmp_path / "r.log"), capture_output=True,
-                             env=isolated_env, timeout=60)
+    direct = run_apart(cmd, child_env(isolated_env, COLUMNS="200"))
+    wrapped = run_apart(wrapper_argv(cmd, log=tmp_path / "r.log"), isolated_env)
     assert wrapped.returncode == direct.returncode == 1
     assert wrapped.stdout == direct.stdout
-    assert b"Traceback" in wrapped.stdout and b"FileNotFoundError" in wrapped.stdout
+    assert direct.stderr in wrapped.stderr
+    assert b"Traceback" in wrapped.stderr and b"FileNotFoundError" in wrapped.stderr
     # at 200 columns rich keeps the long log record on one line
     assert b"/that/would/fold" in wrapped.stdout.split(b"load Diffusers pretrained models")[1].split(b"\n")[0]
 
@@ -89,7 +114,7 @@ def test_signal_death_is_128_plus_n(isolated_env, tmp_path, name):
     assert wrapped.returncode == 128 + sig
     assert wrapped.stdout == direct.stdout == b"about to die\n"
     report = (tmp_path / "d.report.json").read_text()
-    assert f"killed by {name}" in report
+    assert f"killed by signal {sig} ({name})" in report
 
 
 def test_command_that_cannot_start(isolated_env, tmp_path):
