@@ -39,8 +39,11 @@ def add_parser(sub) -> None:
 
 
 def _stderr(text: str) -> None:
+    """One of our own lines on stderr, secrets redacted (an exception message may hold one)."""
+    from lora_doctor.redact import redact_text
+
     try:
-        sys.stderr.write(text + "\n")
+        sys.stderr.write(redact_text(text) + "\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -50,7 +53,7 @@ def log_path_for(args, launch, cwd: Path) -> Path:
     """--log, else a new folder under the command's --output_dir, else under the user state folder."""
     if args.log:
         path = Path(args.log).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)  # OSError: the run goes on without a log
         return path
     stamp = time.strftime("%Y%m%d-%H%M%S")
     bases = []
@@ -110,20 +113,25 @@ class _Preflight:
 
 
 class _Watch:
-    """The per-line callback: the plugins' lora_doctor_watch_line hooks, and --stop-on-nan."""
+    """The per-line callback: the plugins' lora_doctor_watch_line hooks, --stop-on-nan, and whether
+    the loss went NaN (a run that exits 0 after that is not a success for the history)."""
 
     def __init__(self, preflight: _Preflight, stop_on_nan: bool):
         self.preflight = preflight
         self.stop_on_nan = stop_on_nan
         self.runner = None
         self.nan_stopped = False
-        if stop_on_nan:
-            from lora_doctor.plugins.watch import loss_is_nan
-
-            self.loss_is_nan = loss_is_nan
+        self.nan_seen = False
+        try:
+            from lora_doctor.diagnose.notable import loss_is_nan
+        except ImportError:
+            loss_is_nan = None
+        self.loss_is_nan = loss_is_nan
 
     def __call__(self, line: str):
-        if self.stop_on_nan and not self.nan_stopped and self.loss_is_nan(line) and self.runner is not None:
+        if not self.nan_seen and self.loss_is_nan is not None and ("nan" in line or "NaN" in line or "NAN" in line):
+            self.nan_seen = bool(self.loss_is_nan(line))
+        if self.stop_on_nan and not self.nan_stopped and self.nan_seen and self.runner is not None:
             self.nan_stopped = True
             self.runner.stop("nan")
             self.runner.hint("--stop-on-nan: the loss is NaN, stopping the run.")
@@ -174,12 +182,9 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
 
     try:
         log_path = log_path_for(args, launch, cwd)
-    except OSError as exc:
-        if args.log:
-            from lora_doctor.errors import UsageError
-
-            raise UsageError(f"--log {args.log}: {exc.strerror or exc}") from None
-        _stderr(f"lora-doctor: warning: running without a log ({exc}); no diagnosis after a crash")
+    except OSError as exc:  # a log that cannot be written ends the log, never the run
+        where = f"--log {args.log}: {exc.strerror or exc}" if args.log else str(exc)
+        _stderr(f"lora-doctor: warning: running without a log ({where}); no diagnosis after a crash")
         log_path = None
     watch = _Watch(pre, args.stop_on_nan)
     runner = Runner(list(args.command), cwd=str(cwd), log_path=str(log_path) if log_path else None, on_line=watch,
@@ -192,37 +197,37 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
         _stderr(f"lora-doctor run: cannot start {args.command[0]}: {exc.strerror or exc}"
                 + (" (is the sd-scripts virtual environment activated?)" if code == 127 else ""))
         return code
-    if pre.host is not None:
-        pre.host.finish_watching()  # the watchers' hints for the last lines (at most 1 s)
-        result.hints = list(runner.hints)
     try:
-        if log_path is not None and log_path.is_file():  # not for --log /dev/null
-            postmortem(args, launch, pre, result, log_path)
+        if pre.host is not None:
+            pre.host.finish_watching()  # the watchers' hints for the last lines (at most 1 s)
+            result.hints = list(runner.hints)
+    except Exception:  # noqa: BLE001 - the hints are a nicety; the exit code is the child's
+        pass
+    if watch.nan_seen and not result.silent_failure:
+        result.silent_failure = "the loss went NaN"
+    try:
+        postmortem(args, launch, pre, result, log_path)
     except Exception as exc:  # the explanation must never change the exit code
         _stderr(f"lora-doctor: could not explain the run ({type(exc).__name__}: {exc}); log: {log_path}")
     return result.exit_code
 
 
 def _exit_cause(result) -> dict:
-    import signal as _signal
+    from lora_doctor.exits import from_returncode
 
-    from lora_doctor.model import ExitCause
-
-    if result.signal:
-        try:
-            name = _signal.Signals(result.signal).name
-        except ValueError:
-            name = f"signal {result.signal}"
-        cause = ExitCause(code=result.exit_code, signal=result.signal, description=f"killed by {name}")
-    else:
-        cause = ExitCause(code=result.exit_code, description="exit code %d" % result.exit_code)
-    if result.stopped:
-        cause.description += f" (stopped by lora-doctor: {result.stopped})"
+    cause = from_returncode(result.returncode, result.stopped)
+    if result.silent_failure and result.exit_code == 0:
+        cause.description += f"; but {_silent_text(result.silent_failure)}"
     return cause.to_json()
 
 
-def postmortem(args, launch, pre: _Preflight, result, log_path: Path) -> None:
-    """Diagnose a failed run, write report.json, record the run in the history."""
+def _silent_text(fragment: str) -> str:
+    return fragment if fragment.startswith("the loss") else f"its log says {fragment!r}"
+
+
+def postmortem(args, launch, pre: _Preflight, result, log_path: Path | None) -> None:
+    """Diagnose a failed run, write report.json, record the run in the history: each step on its
+    own, so that one failing (a full disk under the log) never costs the others."""
     failed = result.exit_code != 0 or bool(result.silent_failure)
     if args.force:
         pre.done.wait(10)
@@ -232,15 +237,29 @@ def postmortem(args, launch, pre: _Preflight, result, log_path: Path) -> None:
     if pre.ctx is not None and pre.ctx.facts.ready:
         facts = pre.ctx.facts.get()
     report = None
+    readable = log_path is not None and log_path.is_file()  # not for --log /dev/null, nor without a log
     if failed and result.stopped not in ("interrupted", "terminated"):
         if result.silent_failure and result.exit_code == 0:
-            _stderr(f"lora-doctor: the run exited 0, but its log says {result.silent_failure!r}: nothing was trained.")
-        report = _diagnose(args, launch, facts, result, log_path)
-    report_path = log_path.parent / "report.json" if not args.log else log_path.with_suffix(".report.json")
-    _write_report(report_path, launch, pre, facts, result, report, log_path)
+            outcome = ("the weights it saved are NaN" if result.silent_failure.startswith("the loss")
+                       else "nothing was trained")
+            _stderr(f"lora-doctor: the run exited 0, but {_silent_text(result.silent_failure)}: {outcome}.")
+        if readable:
+            try:
+                report = _diagnose(args, launch, facts, result, log_path)
+            except Exception as exc:  # noqa: BLE001 - the report and the history still get written
+                _stderr(f"lora-doctor: the diagnosis failed ({type(exc).__name__}: {exc}); read the log: {log_path}")
+    report_path = None
+    if readable:
+        report_path = log_path.parent / "report.json" if not args.log else log_path.with_suffix(".report.json")
+        try:
+            _write_report(report_path, launch, pre, facts, result, report, log_path)
+        except Exception as exc:  # noqa: BLE001 - disk full: say so, record the run anyway
+            _stderr(f"lora-doctor: warning: could not write {report_path} "
+                    f"({getattr(exc, 'strerror', None) or exc}); the run is still recorded in the history")
+            report_path = None
     _record_history(launch, pre, facts, result, report, log_path, report_path)
     if failed:
-        _stderr(f"lora-doctor: exit code {result.exit_code}; log: {log_path}; report: {report_path}")
+        _stderr(f"lora-doctor: exit code {result.exit_code}; log: {log_path or 'none'}; report: {report_path or 'none'}")
 
 
 def _diagnose(args, launch, facts, result, log_path: Path):
@@ -257,10 +276,15 @@ def _diagnose(args, launch, facts, result, log_path: Path):
 
 
 def _write_report(path: Path, launch, pre, facts, result, report, log_path: Path) -> None:
-    from lora_doctor.redact import redact_argv, redact_text
+    """report.json, secrets redacted in its values before it is serialized (the text stays valid
+    JSON), written whole or not at all (a temporary file renamed into place)."""
+    import os
+    import tempfile
 
-    data = {
-        "command": redact_argv(list(launch.argv)),
+    from lora_doctor.redact import redact_obj
+
+    data = redact_obj({
+        "command": list(launch.argv),
         "cwd": str(Path.cwd()),
         "script": launch.script,
         "log": str(log_path),
@@ -273,30 +297,42 @@ def _write_report(path: Path, launch, pre, facts, result, report, log_path: Path
         "findings": [r.to_json() for r in pre.results] if pre.results else [],
         "facts": facts,
         "diagnosis": report.to_json() if report is not None else None,
-    }
-    text = redact_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-    path.write_text(text + "\n", encoding="utf-8")
+    })
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _record_history(launch, pre, facts, result, report, log_path, report_path) -> None:
+    """One row in the history (never raises: a warning line when it cannot). The store redacts the
+    command, the options (by name), the model and the facts before anything is written."""
     try:
         from lora_doctor.history import store as history
-        from lora_doctor.redact import redact_argv
 
         top = (getattr(report, "diagnoses", None) or [None])[0]
-        options = {k: ("[REDACTED]" if k.lower().endswith(("token", "key", "secret", "password")) else v)
-                   for k, v in launch.options.items()}
         dataset_dirs = [str(launch.options[k]) for k in ("train_data_dir", "reg_data_dir", "dataset_config")
                         if isinstance(launch.options.get(k), str)]
         record = {
             "started_at": result.started_at, "ended_at": result.ended_at,
-            "argv": redact_argv(list(launch.argv)), "script": launch.script, "options": options,
+            "argv": list(launch.argv), "script": launch.script, "options": dict(launch.options),
             "cwd": str(Path.cwd()), "exit_code": result.exit_code,
             "exit_cause": _exit_cause(result)["description"],
+            "silent_failure": result.silent_failure or None,
+            "stopped": result.stopped or None,
             "diagnosis_id": getattr(top, "signature_id", None), "diagnosis_title": getattr(top, "title", None),
             "facts": facts or {}, "dataset_dirs": dataset_dirs,
             "model": launch.options.get("pretrained_model_name_or_path"),
-            "log_path": str(log_path), "report_path": str(report_path),
+            "log_path": None if log_path is None else str(log_path),
+            "report_path": None if report_path is None else str(report_path),
         }
         run_id = history.record_run(record)
         if run_id is not None and (result.exit_code != 0 or result.silent_failure):
