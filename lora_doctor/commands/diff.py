@@ -10,12 +10,13 @@ from lora_doctor.commands.history import damaged, emit_json, open_history, resol
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "diff", help="what changed between two recorded runs (default: last failure vs last success)",
-        description="Compare two runs recorded by `lora-doctor run`: options, package versions, torch/CUDA/"
-                    "GPU, Python, dataset and model, most suspicious first. No RUN: the latest failed run "
-                    "against the latest successful run of the same script and output folder. One RUN: that "
-                    "run against the last success before it. Exit code: 0 compared, 1 nothing to compare "
-                    "with, 2 usage.")
+        "diff", help="what changed between two recorded runs (default: the latest run vs the last success before it)",
+        description="Compare two runs recorded by `lora-doctor run`: the command (options added, removed, "
+                    "changed), package versions (upgraded/downgraded), torch/CUDA/GPU, Python, dataset and "
+                    "model, most suspicious first. No RUN: the latest run against the last success of the "
+                    "same script and output folder before it. One RUN: that run against the last success "
+                    "before it. Without an earlier success, the run just before it. Exit code: 0 compared, "
+                    "1 nothing to compare with, 2 usage.")
     p.add_argument("run_a", nargs="?", metavar="RUN_A", help="the earlier run (an id from `lora-doctor history`)")
     p.add_argument("run_b", nargs="?", metavar="RUN_B", help="the later run")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -28,25 +29,18 @@ def _target(run: dict) -> str:
 
 
 def pick_runs(store, run_a: str | None, run_b: str | None) -> tuple[dict, dict] | str:
-    """The two runs to compare, or the sentence that says why there are none."""
+    """The two runs to compare, or the sentence that says why there are none. One run (or none: the
+    latest) is compared with the last success of the same script and output folder before it, else
+    with the run just before it."""
     if run_a and run_b:
         return resolve_run(store, run_a), resolve_run(store, run_b)
-    if run_a:
-        b = resolve_run(store, run_a)
-        a_id = store.previous_id(b, "ok") or store.previous_id(b, None)
-        if a_id is None:
-            return (f"Run #{b['id']} is the first recorded run of {_target(b)}: nothing to compare it with. "
-                    "Give two runs: lora-doctor diff RUN_A RUN_B")
-        return store.get(a_id), b
-    b_id = store.latest_id("failed") if store else None
-    if b_id is None:
-        return ("No failed run in the history, so nothing to explain. Compare any two runs: "
-                "lora-doctor diff RUN_A RUN_B (ids from `lora-doctor history`)")
-    b = store.get(b_id)
-    a_id = store.previous_id(b, "ok", before=False)
+    if not run_a and store.latest_id() is None:
+        return "No runs recorded yet: `lora-doctor run -- accelerate launch …` records each run."
+    b = resolve_run(store, run_a or "last")
+    a_id = store.previous_id(b, "ok") or store.previous_id(b, None)
     if a_id is None:
-        return (f"No successful run of {_target(b)} is recorded to compare the failed run #{b_id} with. "
-                "Compare two runs: lora-doctor diff RUN_A RUN_B")
+        return (f"Run #{b['id']} is the first recorded run of {_target(b)}: nothing to compare it with. "
+                "Give two runs: lora-doctor diff RUN_A RUN_B")
     return store.get(a_id), b
 
 
@@ -86,6 +80,8 @@ def compare(args) -> int:
                    "notes": notes(a, b)})
         return 0
     print(f"From {describe(a)} to {describe(b)}")
+    if not args.run_b and a.get("outcome") != "ok":
+        print(f"  i no success of {_target(b)} before run #{b['id']}: compared with the run just before it")
     print(f"  {_target(a)}" if _target(a) == _target(b) else f"  {_target(a)}  vs  {_target(b)}")
     for change in changes:
         print(f"  {change.mark} {change.text}")

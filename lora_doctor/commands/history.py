@@ -26,8 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-n", type=int, default=20, metavar="N", help="show the N most recent runs (0: all; default 20)")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
-    show = actions.add_parser("show", help="one run in full", description="Show one recorded run in full.")
-    show.add_argument("run", metavar="RUN", help="a run id from `lora-doctor history`, or 'last'")
+    show = actions.add_parser("show", help="one run in full (default: the latest)",
+                              description="Show one recorded run in full; without RUN, the latest.")
+    show.add_argument("run", metavar="RUN", nargs="?", default="last",
+                      help="a run id from `lora-doctor history`, 'last' (the default), 'last-ok' or 'last-failed'")
     show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
     prune = actions.add_parser("prune", help="delete runs older than an age",
                                description="Delete the runs that started longer ago than AGE.")
@@ -186,8 +188,11 @@ def list_runs(args) -> int:
 def show_run(args) -> int:
     from lora_doctor.history.diff import IMPORTANT_PACKAGES, when
     from lora_doctor.history.fingerprint import unpack_manifest
+    from lora_doctor.redact import redact_text
 
     store = open_history()
+    if store is None and args.run == "last":
+        raise UsageError("the history is empty: no runs recorded yet (`lora-doctor run -- …` records each run)")
     try:
         run = resolve_run(store, args.run)
     finally:
@@ -202,8 +207,8 @@ def show_run(args) -> int:
     head = f"Run #{run['id']}: {outcome_text(run)}"
     if cause_text(run):
         head += f" — {cause_text(run)}"
-    print(head)
-    field = lambda label, value: print(f"  {label:<10}{value}")  # noqa: E731
+    print(redact_text(head))
+    field = lambda label, value: print(redact_text(f"  {label:<10}{value}"))  # noqa: E731
     field("started", f"{when(run['started_at'])}  (ran {duration(run)})")
     field("command", shlex.join(run.get("argv") or []) or "?")
     field("cwd", run.get("cwd") or "?")

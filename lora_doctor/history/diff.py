@@ -95,8 +95,10 @@ def _environment(a: dict, b: dict) -> list[Change]:
                               else f"torch no longer imports: {tb.get('error') or 'unknown error'}"))
         for key, label in (("cuda_build", "torch CUDA build"), ("hip_build", "torch ROCm build")):
             if ta.get(key) != tb.get(key) and (ta.get(key) or tb.get(key)):
+                word = _version_word(ta.get(key), tb.get(key)) if ta.get(key) and tb.get(key) else ""
                 out.append(Change(T_PACKAGE, "torch", key, ta.get(key), tb.get(key),
-                                  f"{label} {ta.get(key) or 'none (CPU)'} → {tb.get(key) or 'none (CPU)'}"))
+                                  f"{label} {ta.get(key) or 'none (CPU)'} → {tb.get(key) or 'none (CPU)'}"
+                                  + (f" ({word})" if word in ("upgraded", "downgraded") else "")))
         if bool(ta.get("cuda_available")) != bool(tb.get("cuda_available")) and ta.get("imported") and tb.get("imported"):
             out.append(Change(T_PACKAGE, "torch", "cuda_available", ta.get("cuda_available"), tb.get("cuda_available"),
                               "CUDA is available again" if tb.get("cuda_available") else "CUDA is no longer available to torch"))
@@ -112,8 +114,10 @@ def _environment(a: dict, b: dict) -> list[Change]:
     pya, pyb = a.get("python") or {}, b.get("python") or {}
     if pya and pyb:
         if pya.get("version") != pyb.get("version"):
+            word = _version_word(str(pya.get("version")), str(pyb.get("version")))
             out.append(Change(T_OTHER, "python", "version", pya.get("version"), pyb.get("version"),
-                              f"Python {pya.get('version')} → {pyb.get('version')}"))
+                              f"Python {pya.get('version')} → {pyb.get('version')}"
+                              + (f" ({word})" if word in ("upgraded", "downgraded") else "")))
         if pya.get("executable") != pyb.get("executable"):
             out.append(Change(T_OTHER, "python", "executable", pya.get("executable"), pyb.get("executable"),
                               f"Python interpreter {pya.get('executable')} → {pyb.get('executable')}"))
@@ -151,7 +155,27 @@ def _options(a: dict, b: dict) -> list[Change]:
     if la != lb:
         out.append(Change(T_REMOVED, "launcher", "launcher", la, lb,
                           f"launcher {' '.join(la) or '(none)'} → {' '.join(lb) or '(none)'}"))
+    sa, sb = a.get("script"), b.get("script")
+    if sa != sb and (sa or sb):
+        out.insert(0, Change(T_NEW_OPTION, "script", "script", sa, sb, f"script {sa or '(none)'} → {sb or '(none)'}"))
+    if not out and (a.get("argv") or []) != (b.get("argv") or []):
+        out.append(_command_change(a.get("argv") or [], b.get("argv") or []))
     return out
+
+
+def _command_change(argv_a: list[str], argv_b: list[str]) -> Change:
+    """The command differs in what the parsed options do not show (positional words, order, a
+    repeated option): say which words came and went."""
+    import difflib
+
+    parts = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=argv_a, b=argv_b, autojunk=False).get_opcodes():
+        if op in ("delete", "replace") and i2 > i1:
+            parts.append("removed " + " ".join(argv_a[i1:i2]))
+        if op in ("insert", "replace") and j2 > j1:
+            parts.append("added " + " ".join(argv_b[j1:j2]))
+    text = "; ".join(parts) or "the same words in another order"
+    return Change(T_OPTION, "command", "argv", argv_a, argv_b, f"command changed: {text}")
 
 
 def _launcher(run: dict) -> list[str]:

@@ -314,13 +314,20 @@ def open_store(create: bool = True, path: Path | None = None) -> Store | None:
 
 
 # -- the runner's API --------------------------------------------------------------------------------
-def _outcome(exit_code, exit_cause: str) -> str:
+def _outcome(exit_code, exit_cause: str, silent_failure: str | None = None, stopped: str | None = None) -> str:
+    """ok · failed · interrupted · blocked · unknown. A run that exits 0 after its loss went NaN (or
+    its log said `No data found`), or that lora-doctor stopped for a NaN loss, failed: it must never
+    be taken for the last good run."""
     cause = (exit_cause or "").lower()
+    if silent_failure or stopped == "nan":
+        return "failed"
     if exit_code == 0:
         return "ok"
     if "blocked" in cause or "not launched" in cause:
         return "blocked"
-    if exit_code in (130, -2, 0xC000013A) or "interrupt" in cause or "sigint" in cause:
+    from lora_doctor.exits import CTRL_C_CODES
+
+    if exit_code in CTRL_C_CODES or "interrupt" in cause or "sigint" in cause:
         return "interrupted"
     if exit_code is None:
         return "unknown"
@@ -337,16 +344,19 @@ def _key(path, cwd) -> str:
 
 
 def _redacted_options(options: dict) -> dict:
-    from lora_doctor.redact import REDACTED, is_secret_option, redact_text
+    """The parsed options with every secret replaced: the value of an option named like a secret
+    (`wandb_api_key`, `wandb-api-key`, `apikey`, `huggingface_token` …), and tokens, NAME=V and
+    URL passwords inside any other value."""
+    from lora_doctor.redact import REDACTED, is_secret_option, redact_argv, redact_text
 
     out = {}
     for name, value in (options or {}).items():
-        if is_secret_option(str(name)):
+        if is_secret_option(str(name)) and value is not True:
             out[str(name)] = REDACTED
         elif isinstance(value, str):
             out[str(name)] = redact_text(value)
         elif isinstance(value, (list, tuple)):
-            out[str(name)] = [redact_text(str(v)) for v in value]
+            out[str(name)] = redact_argv([str(v) for v in value])
         else:
             out[str(name)] = value
     return out
@@ -366,7 +376,10 @@ def build_row(record: dict) -> tuple[dict, dict[str, bytes]]:
     from lora_doctor import __version__
     from lora_doctor.history.fingerprint import (config_identities, dataset_fingerprint, dataset_folders,
                                       model_identity, pack_manifest)
-    from lora_doctor.redact import redact_argv
+    from lora_doctor.redact import redact_argv, redact_obj, redact_text
+
+    def text(value):
+        return None if value is None else redact_text(str(value))
 
     cwd = record.get("cwd") or os.getcwd()
     options = _redacted_options(record.get("options") or {})
@@ -379,7 +392,7 @@ def build_row(record: dict) -> tuple[dict, dict[str, bytes]]:
     output_dir = options.get("output_dir") if isinstance(options.get("output_dir"), str) else None
     dump = lambda value: json.dumps(value, default=str, ensure_ascii=False)  # noqa: E731
     blobs: dict[str, bytes] = {}
-    facts = record.get("facts") or {}
+    facts = redact_obj(record.get("facts") or {})
     row = {
         "started_at": float(record.get("started_at") or time.time()),
         "ended_at": float(record.get("ended_at") or time.time()),
@@ -387,22 +400,23 @@ def build_row(record: dict) -> tuple[dict, dict[str, bytes]]:
         "script_key": _key(record.get("script"), cwd),
         "output_dir": output_dir,
         "output_key": _key(output_dir, cwd),
-        "cwd": cwd,
+        "cwd": text(cwd),
         "argv": dump(redact_argv([str(a) for a in record.get("argv") or []])),
         "options": dump(options),
         "exit_code": record.get("exit_code"),
-        "exit_cause": record.get("exit_cause"),
-        "outcome": _outcome(record.get("exit_code"), record.get("exit_cause") or ""),
-        "diagnosis_id": record.get("diagnosis_id"),
-        "diagnosis_title": record.get("diagnosis_title"),
+        "exit_cause": text(record.get("exit_cause")),
+        "outcome": _outcome(record.get("exit_code"), record.get("exit_cause") or "",
+                            record.get("silent_failure"), record.get("stopped")),
+        "diagnosis_id": text(record.get("diagnosis_id")),
+        "diagnosis_title": text(record.get("diagnosis_title")),
         "facts_blob": _blob(zlib.compress(dump(facts).encode("utf-8"), 6) if facts else None, blobs),
-        "dataset": dump(datasets),
+        "dataset": dump(redact_obj(datasets)),
         "manifest_blob": _blob(pack_manifest(manifests), blobs),
-        "model": record.get("model"),
-        "model_identity": dump(model_identity(record.get("model"), cwd)),
-        "configs": dump(config_identities(options, cwd)),
-        "log_path": None if record.get("log_path") is None else str(record.get("log_path")),
-        "report_path": None if record.get("report_path") is None else str(record.get("report_path")),
+        "model": text(record.get("model")),
+        "model_identity": dump(redact_obj(model_identity(text(record.get("model")), cwd))),
+        "configs": dump(redact_obj(config_identities(options, cwd))),
+        "log_path": text(record.get("log_path")),
+        "report_path": text(record.get("report_path")),
         "doctor_version": __version__,
     }
     return row, blobs

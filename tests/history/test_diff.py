@@ -114,11 +114,11 @@ def test_diff_with_nothing_to_compare_says_why_and_exits_1(tmp_path, home, isola
     empty = run_cli(["diff"], env=env)
     assert empty.returncode == 1 and "No runs recorded yet" in empty.stdout
     history.record_run(record(tmp_path, {}))
-    no_failure = run_cli(["diff"], env=env)
-    assert no_failure.returncode == 1 and "No failed run in the history" in no_failure.stdout
+    alone = run_cli(["diff"], env=env)
+    assert alone.returncode == 1 and "Run #1 is the first recorded run of train_network.py → out" in alone.stdout
     history.record_run(record(tmp_path, {}, exit_code=1, output_dir="other"))
-    no_success = run_cli(["diff"], env=env)
-    assert no_success.returncode == 1 and "No successful run of train_network.py → other" in no_success.stdout
+    other = run_cli(["diff"], env=env)
+    assert other.returncode == 1 and "Run #2 is the first recorded run of train_network.py → other" in other.stdout
     unknown = run_cli(["diff", "1", "42"], env=env)
     assert unknown.returncode == 2 and "no run #42 in the history" in unknown.stderr
 
