@@ -52,29 +52,34 @@ def _token_rule() -> str:
     return "_(?:" + "|".join(sides) + ")[A-Za-z0-9]{6,}"
 
 
-# (pattern, literal): with a literal, the whole match is replaced by it; without, the pattern's one
-# group is what is kept before the secret, and [REDACTED] follows it. Order matters: an option's
-# value is taken whole (`--hf_token hf_x` -> `--hf_token [REDACTED]`) before the token rule.
-_RULES: list[tuple[str, str | None]] = [
+# (pattern, literal, gates): with a literal, the whole match is replaced by it; without, the
+# pattern's one group is what is kept before the secret, and [REDACTED] follows it. `gates`: single
+# characters one of which every match holds (a memchr each, ~10x faster than the regex scan), or
+# None. Order matters: an option's value is taken whole (`--hf_token hf_x` -> `--hf_token
+# [REDACTED]`) before the token rule.
+_RULES: list[tuple[str, str | None, str | None]] = [
     # --NAME VALUE (separate word; the = form is the NAME=V rule)
-    (rf"(--[A-Za-z][A-Za-z0-9_-]*?{_WORDS}[ \t]+)(?!--){_VALUE}", None),
+    (rf"(--[A-Za-z][A-Za-z0-9_-]*?{_WORDS}[ \t]+)(?!--){_VALUE}", None, "-"),
     # 'NAME': 'V' (a printed dict) and scheme://user:V@host
     (r"""(:(?:(?<=[yYnNtTdD]["']:)""" + _behind('{}":', "{}':") + r"""[ \t]?["']|//[^ \t\r\n/@:"'<>]*:))"""
-     + _DONE + r"""(?:(?<=["'])[^"'\r\n]+(?=["'])|(?<=:)[^ \t\r\n/@"'<>]+(?=@))""", None),
+     + _DONE + r"""(?:(?<=["'])[^"'\r\n]+(?=["'])|(?<=:)[^ \t\r\n/@"'<>]+(?=@))""", None, "@\"'"),
     # NAME=V: --option=V, ENV_VAR=V, ?query=V, name='V'
-    (rf"=(?<={_LAST}=)" + _behind("{}=") + _NOT_A_TOKEN + _VALUE, "=" + REDACTED),
+    (rf"=(?<={_LAST}=)" + _behind("{}=") + _NOT_A_TOKEN + _VALUE, "=" + REDACTED, None),
     # NAME%3DV (URL-encoded)
-    (rf"(%3[dD])(?<={_LAST}%3[dD])" + _behind("{}%3d") + _NOT_A_TOKEN + _VALUE, None),
+    (rf"(%3[dD])(?<={_LAST}%3[dD])" + _behind("{}%3d") + _NOT_A_TOKEN + _VALUE, None, None),
     # hf_… / api_org_… tokens
-    (_token_rule(), "_" + REDACTED),
+    (_token_rule(), "_" + REDACTED, None),
 ]
-_TEXT_RULES = [(re.compile(p), lit) for p, lit in _RULES]
-_BYTES_RULES = [(re.compile(p.encode()), None if lit is None else lit.encode()) for p, lit in _RULES]
+_TEXT_RULES = [(re.compile(p), lit, tuple(gates or "")) for p, lit, gates in _RULES]
+_BYTES_RULES = [(re.compile(p.encode()), None if lit is None else lit.encode(), tuple(c.encode() for c in gates or ""))
+                for p, lit, gates in _RULES]
 _REDACTED_B = REDACTED.encode()
 
 
 def _apply(data, rules, redacted, empty):
-    for rx, literal in rules:
+    for rx, literal, gates in rules:
+        if gates and not any(gate in data for gate in gates):
+            continue
         if literal is not None:
             data = rx.sub(literal, data)  # no match: the same object back, no copy
             continue
@@ -102,7 +107,7 @@ SPAN_CONTEXT = 16  # bytes before a match that its rule looks at (`%3D` + `api_o
 def secret_spans(data: bytes, start: int, end: int):
     """(start, end) of every secret in data[start:end], with the text before it that its rule looks
     at: a line cut inside one of these would let (a part of) a secret through."""
-    for rx, _ in _BYTES_RULES:
+    for rx, _, _ in _BYTES_RULES:
         for m in rx.finditer(data, start, end):
             yield max(0, m.start() - SPAN_CONTEXT), m.end()
 
