@@ -1,9 +1,10 @@
 """Builtin plugin: dataset mistakes the log cannot tell apart, named from the command's folders.
 
 sd-scripts prints the same lines whether --train_data_dir does not exist or points at the folder
-that holds the images (it only looks at subfolders), and says nothing when --reg_data_dir does not
-exist; the folders themselves tell, when the command is known (`lora-doctor run`, or a diagnosis
-given the command).
+that holds the images (it only looks at subfolders), says nothing when --reg_data_dir does not
+exist or is the image folder itself, and "No caption file found" both for images without captions
+and for captions saved with another extension; the folders themselves tell, when the command is
+known (`lora-doctor run`, or a diagnosis given the command).
 """
 
 from __future__ import annotations
@@ -103,12 +104,29 @@ def _saw(context, text: str) -> bool:
 
 
 def _reg_dir_missing(context) -> Diagnosis | None:
+    """After "no regularization images": the --reg_data_dir that does not exist, or that is the image folder itself."""
     value = context.option("reg_data_dir")
     if not isinstance(value, str) or not value or not _saw(context, NO_REG):
         return None
     folder = Path(os.path.expanduser(value))
-    if folder.is_dir() or getattr(context, "command_from_log", False):
-        return None  # a pasted log's folder may exist on the machine that trained; the signature judges
+    if getattr(context, "command_from_log", False):
+        return None  # a pasted log's folder may exist on the machine that trained; the signatures judge its name
+    if folder.is_dir():
+        entries = _entries(folder)
+        images = [e.name for e in entries if not _is_dir(e) and Path(e.name).suffix in IMAGE_SUFFIXES]
+        if not images or any(_REPEATS.match(e.name) for e in entries if _is_dir(e)):
+            return None
+        return Diagnosis(signature_id="dataset.reg_data_dir_not_parent",
+                         title="--reg_data_dir is the regularization image folder itself, not its parent",
+                         confidence=0.9, evidence=[f"--reg_data_dir: {folder} holds {len(images)} image(s) directly "
+                                                   "and no <repeats>_<class> subfolder", NO_REG],
+                         why="sd-scripts reads only the <repeats>_<class> subfolders of --reg_data_dir; images placed "
+                             "directly in it are ignored, so training ran without regularization.",
+                         fix=["Point --reg_data_dir at the parent of a <repeats>_<class> folder, or move the images "
+                              "into a subfolder such as 1_person."],
+                         fix_command=corrected(context, [("reg_data_dir", str(folder.parent))])
+                         if _REPEATS.match(folder.name) else "",
+                         refs=[REF], severity="warn", source="plugin no_data_diagnose")
     return Diagnosis(signature_id="dataset.reg_data_dir_not_found",
                      title="The regularization folder does not exist; training ran without it",
                      confidence=0.9, evidence=[f"--reg_data_dir: {folder} does not exist", NO_REG],
@@ -116,6 +134,48 @@ def _reg_dir_missing(context) -> Diagnosis | None:
                          "regularization images; the only trace is the usual 'no regularization images' warning.",
                      fix=["Fix the --reg_data_dir path (the parent of <repeats>_<class> folders), or drop the option."],
                      refs=[REF], severity="warn", source="plugin no_data_diagnose")
+
+
+NO_CAPTION = "No caption file found for"
+CAPTION_SUFFIXES = (".txt", ".caption", ".cap", ".tags", ".text")
+
+
+def _caption_extension(context) -> Diagnosis | None:
+    """After "No caption file found": captions that exist next to the images with another extension."""
+    value = context.option("train_data_dir")
+    if not isinstance(value, str) or not value or not _saw(context, NO_CAPTION) or getattr(context, "command_from_log", False):
+        return None
+    ext = context.option("caption_extension") or context.option("caption_extention") or ".caption"
+    if not isinstance(ext, str):
+        return None
+    folder = Path(os.path.expanduser(value))
+    missing = other = 0
+    found_ext: dict[str, int] = {}
+    for sub in _entries(folder):
+        if not _is_dir(sub) or not _REPEATS.match(sub.name):
+            continue
+        names = {e.name for e in _entries(Path(sub.path)) if not _is_dir(e)}
+        for name in names:
+            stem, suffix = os.path.splitext(name)
+            if suffix not in IMAGE_SUFFIXES or stem + ext in names:
+                continue
+            missing += 1
+            alt = next((s for s in CAPTION_SUFFIXES if s != ext and stem + s in names), None)
+            if alt:
+                other += 1
+                found_ext[alt] = found_ext.get(alt, 0) + 1
+    if not missing or other * 2 < missing:
+        return None
+    alt = max(found_ext, key=found_ext.get)
+    return Diagnosis(signature_id="dataset.caption_extension_mismatch",
+                     title=f"The captions are {alt} files, but --caption_extension is {ext}",
+                     confidence=0.95, evidence=[f"{other} of {missing} images without a {ext} caption have a {alt} file "
+                                                f"next to them ({folder})"],
+                     why="sd-scripts reads only captions with --caption_extension (default .caption); the caption files "
+                         "that exist were skipped and those images trained with no caption (or the class token).",
+                     fix=[f"Add --caption_extension={alt} (GUI: 'Caption file extension')."],
+                     fix_command=corrected(context, [("caption_extension", alt)]),
+                     refs=[REF], source="plugin no_data_diagnose")
 
 
 @hookimpl
@@ -127,8 +187,8 @@ def lora_doctor_diagnose(failure, postmortem):
         return []
     value = postmortem.option("train_data_dir")
     if not isinstance(value, str) or not value or not _saw(postmortem, NO_DATA):
-        reg = _reg_dir_missing(postmortem)
-        return [reg] if reg else []
+        found = [d for d in (_reg_dir_missing(postmortem), _caption_extension(postmortem)) if d is not None]
+        return found
     folder = Path(os.path.expanduser(value))
     found = classify(folder)
     if found and found[0] == "dataset.train_data_dir_not_found" and getattr(postmortem, "command_from_log", False):

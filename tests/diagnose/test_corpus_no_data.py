@@ -85,3 +85,29 @@ def test_missing_reg_data_dir_is_named_in_a_run_that_otherwise_succeeded(host, t
     assert d[0].severity == "warn" and str(tmp_path / "regs") in d[0].evidence[0]
     (tmp_path / "regs").mkdir()
     assert diagnose_text(baseline["log"], exit_code=0, launch=parse_command(argv), host=host).diagnoses == []
+
+
+def test_reg_data_dir_that_holds_the_images_is_not_parent(host, tmp_path):
+    baseline = next(c for c in map(json.loads, CORPUS.read_text("utf-8").splitlines()) if c["id"] == "baseline")
+    png(tmp_path / "img" / "10_mychar" / "a.png")
+    png(tmp_path / "reg" / "1_person" / "r.png")
+    argv = ["accelerate", "launch", "train_network.py", f"--train_data_dir={tmp_path / 'img'}",
+            f"--reg_data_dir={tmp_path / 'reg' / '1_person'}"]
+    d = diagnose_text(baseline["log"], exit_code=0, launch=parse_command(argv), host=host).diagnoses
+    assert [x.signature_id for x in d][:1] == ["dataset.reg_data_dir_not_parent"]
+    assert f"--reg_data_dir={tmp_path / 'reg'}" in d[0].fix_command.replace("'", "")
+
+
+def test_captions_saved_with_another_extension_are_found_on_disk(host, tmp_path):
+    case = next(c for c in map(json.loads, CORPUS.read_text("utf-8").splitlines()) if c["id"].startswith("e2_"))
+    for i in range(3):
+        png(tmp_path / "img" / "10_mychar" / f"{i}.png")
+        (tmp_path / "img" / "10_mychar" / f"{i}.txt").write_text("a drawing", encoding="utf-8")
+    argv = ["accelerate", "launch", "train_network.py", f"--train_data_dir={tmp_path / 'img'}", "--caption_extension=.caption"]
+    d = diagnose_text(case["log"], exit_code=0, launch=parse_command(argv), host=host).diagnoses
+    assert d[0].signature_id == "dataset.caption_extension_mismatch"
+    assert "--caption_extension=.txt" in d[0].fix_command
+    for i in range(3):
+        (tmp_path / "img" / "10_mychar" / f"{i}.txt").unlink()
+    d = diagnose_text(case["log"], exit_code=0, launch=parse_command(argv), host=host).diagnoses
+    assert all(x.source != "plugin no_data_diagnose" for x in d)  # no caption file anywhere: the folder says nothing
