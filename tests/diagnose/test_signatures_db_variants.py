@@ -110,3 +110,68 @@ def host():
 def test_variant_is_named(host, cause, log):
     ids = [d.signature_id for d in diagnose_text(log, host=host).diagnoses]
     assert ids[:1] == [cause], ids
+
+
+# Answers that used to be wrong (issue 11, part 5): the right cause, and the fix of that cause.
+def _top(host, log):
+    d = diagnose_text(log, host=host).diagnoses
+    return d[0] if d else None
+
+
+@pytest.mark.parametrize("first_key", ["time_embed.0.weight", "output_blocks.2.2.conv.weight", "label_emb.0.0.bias"])
+def test_lora_file_as_sdxl_base_is_decided_by_the_key_sets_not_the_first_key(host, first_key):
+    lora = ("RuntimeError: Error(s) in loading state_dict for SdxlUNet2DConditionModel:\n"
+            f'\tMissing key(s) in state_dict: "{first_key}", "input_blocks.4.1.proj_in.weight", "out.2.bias".\n')
+    assert _top(host, lora).signature_id == "model.lora_file_as_base_model"
+    sd15 = ("RuntimeError: Error(s) in loading state_dict for SdxlUNet2DConditionModel:\n"
+            '\tUnexpected key(s) in state_dict: "input_blocks.1.1.proj_in.weight", "input_blocks.1.1.norm.bias".\n'
+            f'\tMissing key(s) in state_dict: "{first_key}", "label_emb.0.0.weight".\n')
+    assert _top(host, sd15).signature_id == "model.sd15_checkpoint_with_sdxl_script"
+
+
+def test_unreadable_latent_cache_gets_the_cache_fix_not_the_image_fix(host):
+    log = ("                    ERROR    Error loading file: D:\\lora\\img\\10_cat\\a.npz             strategy_base.py:469\n"
+           "Traceback (most recent call last):\n  File \"D:\\sd-scripts\\library\\strategy_base.py\", line 461, in "
+           "_default_is_disk_cached_latents_expected\n    npz = np.load(npz_path)\n"
+           "zipfile.BadZipFile: File is not a zip file\n")
+    d = _top(host, log)
+    assert d.signature_id == "dataset.image_corrupt"
+    text = " ".join([d.title, d.why, *d.fix])
+    assert ".npz" in text and "Delete" in text and "re-download" not in text
+
+
+@pytest.mark.parametrize("log", [
+    "RuntimeError: NaN detected in latents: C:\\train\\img\\20_char\\001.png\n",
+    "  File \"C:\\lora\\lora-scripts\\scripts\\stable\\library\\train_util.py\", line 2592, in cache_batch_latents\n"
+    "    raise RuntimeError(f\"NaN detected in latents: {info.absolute_path}\")\n"
+    "RuntimeError: NaN detected in latents: C:\\aa\\image\\40_aa\\1.png\n",
+])
+def test_nan_latents_without_the_word_sdxl_are_the_vae_in_half_precision(host, log):
+    assert _top(host, log).signature_id == "model.sdxl_vae_fp16_nan"
+
+
+def test_nan_latents_of_an_sd1_trainer_are_not_blamed_on_the_sdxl_vae(host):
+    log = ("Traceback (most recent call last):\n  File \"D:\\kohya_ss\\sd-scripts\\train_network.py\", line 1115, in "
+           "<module>\n    trainer.train(args)\n  File \"D:\\kohya_ss\\sd-scripts\\library\\train_util.py\", line 2428, "
+           "in cache_batch_latents\n    raise RuntimeError(f\"NaN detected in latents: {info.absolute_path}\")\n"
+           "RuntimeError: NaN detected in latents: D:\\lora\\img\\10_x\\a.jpg\n")
+    assert [d.signature_id for d in diagnose_text(log, host=host).diagnoses] == []
+
+
+def test_json_dataset_config_gets_json_rules_not_toml_quoting(host):
+    log = ("                    ERROR    Error on parsing JSON config file. Please check the format. / JSON 形式の設定"
+           "ファイルの読み込みに失敗しました。文法が正しいか確認してください。: C:\\lora\\dataset.json   config_util.py:687\n"
+           "json.decoder.JSONDecodeError: Invalid \\escape: line 5 column 23 (char 81)\n")
+    d = _top(host, log)
+    assert d.signature_id == "config.dataset_toml_syntax"
+    assert any("JSON" in step for step in d.fix) and not any("single quotes" in step for step in d.fix)
+
+
+@pytest.mark.parametrize("message", [
+    "expected int for dictionary value @ data['datasets'][0]['subsets'][0]['num_repeats']",
+    "required key not provided @ data['datasets'][0]['subsets'][0]['image_dir']",
+    "expected float for dictionary value @ data['general']['validation_split']",
+])
+def test_voluptuous_type_and_missing_key_errors_name_a_cause(host, message):
+    log = f"Invalid user config / ユーザ設定の形式が正しくないようです\nvoluptuous.error.MultipleInvalid: {message}\n"
+    assert _top(host, log).signature_id == "config.dataset_toml_invalid_value"
