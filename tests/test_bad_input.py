@@ -86,7 +86,7 @@ def test_no_arguments_prints_a_short_overview(cli):
     (["env", "accelerate", "launch", "train_network.py", "--lr=1"],
      ["put '--' before the training command: lora-doctor env -- accelerate launch"]),
     (["env", "--pluginn-dir", "x"], ["unrecognized arguments: --pluginn-dir x; did you mean --plugin-dir?"]),
-    (["env", "--only", "gpux"], ["--only gpux: no check has that id or family; did you mean gpu?"]),
+    (["env", "--only", "gpux"], ["--only gpux: no check has that id, family or title; did you mean gpu?"]),
     (["env", "--only", "nosuch"], ["--only nosuch", "the families are: ", "gpu", "python"]),
     (["env", "--"], ["lora-doctor env: error: no command given after '--'"]),
     (["env", "--", ""], ["lora-doctor env: error: no command given after '--'"]),

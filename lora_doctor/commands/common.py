@@ -164,7 +164,7 @@ def resolve_selection(checks, only, skip) -> tuple[list[str], list[str]]:
         close = difflib.get_close_matches(bad[0].lower(), names, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}?" if close else "the families are: " + ", ".join(
             sorted({i.split(".")[0] for i in ids}))
-        raise UsageError(f"--only {bad[0]}: no check has that id or family; {hint}")
+        raise UsageError(f"--only {bad[0]}: no check has that id, family or title; {hint}")
     chosen = sorted(set().union(*(matching_ids(checks, p) for p in only))) if only else []
     skipped = sorted(set().union(*(matching_ids(checks, p) for p in skip))) if skip else []
     return chosen, skipped

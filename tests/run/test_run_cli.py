@@ -57,7 +57,7 @@ def test_a_misspelled_only_is_a_usage_error_and_nothing_launches(isolated_env, c
     proc = _run(["--only", "arsg", *force, "--", sys.executable, "train_network.py",
                  "--network_module=networks.lora"], isolated_env, checkout)
     assert proc.returncode == 2
-    assert "--only arsg: no check has that id or family; did you mean args?" in proc.stderr
+    assert "--only arsg: no check has that id, family or title; did you mean args?" in proc.stderr
     assert not (checkout / "launched.json").exists()
 
 
