@@ -198,20 +198,11 @@ def test_no_private_name_imported_across_modules():
     assert not bad, "private names used across modules:\n" + "\n".join(bad)
 
 
-# Known violations waiting for a move elsewhere; each must still exist (remove it once fixed).
-KNOWN_PLUGIN_IMPORTS = {
-    # loss_is_nan moves to lora_doctor/diagnose/notable.py (the one notable-line vocabulary)
-    ("lora_doctor.commands.run", "lora_doctor.plugins.watch"),
-}
-
-
 def test_the_core_never_imports_a_builtin_plugin():
-    found = {(e.source, e.target): e.line for e in EDGES
-             if (e.target == PLUGINS or e.target.startswith(PLUGINS + "."))
-             and not e.source.startswith(PLUGINS + ".") and e.source != PLUGINS}
-    bad = [f"{src}:{line} imports {dst}" for (src, dst), line in found.items() if (src, dst) not in KNOWN_PLUGIN_IMPORTS]
+    bad = [f"{e.source}:{e.line} imports {e.target}" for e in EDGES
+           if (e.target == PLUGINS or e.target.startswith(PLUGINS + "."))
+           and not e.source.startswith(PLUGINS + ".") and e.source != PLUGINS]
     assert not bad, "the core must reach builtin plugins only through the plugin host:\n" + "\n".join(bad)
-    assert not KNOWN_PLUGIN_IMPORTS - set(found), "fixed: remove it from KNOWN_PLUGIN_IMPORTS"
 
 
 def test_the_core_does_not_use_the_plugin_facade():
