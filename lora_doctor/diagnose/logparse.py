@@ -1,27 +1,33 @@
-"""Read any training log into failures: tracebacks (plain, chained, rich box-drawn, per rank),
-wrappers (accelerate's CalledProcessError, torch elastic's ChildFailedError), exits without a
-traceback (Killed, signals, Windows NTSTATUS codes), and the lines signatures look for.
+"""The parser: a training log -> failures (tracebacks plain, chained, rich box-drawn, per rank,
+translated; wrappers such as accelerate's CalledProcessError and torch elastic's ChildFailedError;
+argparse errors; exception lines pasted without their traceback) and how the process ended.
 
-The log is streamed in chunks, so memory stays bounded for logs of any size:
-- bytes: CRLF -> LF, `\\r` progress updates keep their last segment, invalid UTF-8 is replaced,
-  ANSI codes are dropped, a line is capped at MAX_LINE characters;
-- runs of tqdm progress-bar lines collapse to their last line (plus the first one showing `nan`);
-- rich log records folded at the console width are unfolded into one line;
-- every normalized line is offered to a `scanner` (the signatures' line regexes, one pass);
-- only a bounded ring of recent lines and bounded failures are kept.
+The stages, one module each:
+- diagnose/normalize.py: bytes -> text chunks of whole lines (CRLF, `\\r`, ANSI, invalid UTF-8,
+  progress bars collapsed, lines capped), streamed so memory stays bounded for logs of any size;
+- diagnose/paste.py: what a paste did to each line (markdown, front-end prefixes, translation);
+- this module: rich log records folded at the console width are unfolded into one line, then the
+  traceback structure is read; every normalized line is offered to a `scanner` (the signatures'
+  line regexes, one pass); only a bounded ring of recent lines and bounded failures are kept;
+- diagnose/exits.py: exit statuses, signals and Windows NTSTATUS codes;
+- diagnose/notable.py: the vocabulary of notable lines (NaN loss, OOM, killed, ...), shared with
+  the live watcher.
 """
 
 from __future__ import annotations
 
+import builtins
 import io
 import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from lora_doctor.diagnose.exits import NTSTATUS, SIGNALS, ExitTracker, exit_cause, may_mark_exit  # noqa: F401
+from lora_doctor.diagnose.normalize import CHUNK, MAX_LINE, iter_chunks, normalize_bytes  # noqa: F401
+from lora_doctor.diagnose.notable import CJK_RE, NOTABLE, RANK_INDENTED_RE, RANK_RE  # noqa: F401
+from lora_doctor.diagnose.paste import PasteFixer
 from lora_doctor.model import ExitCause, Failure, Frame
 
-CHUNK = 4 << 20  # bytes read at a time
-MAX_LINE = 4096  # characters kept of one line
 MAX_MESSAGE = 8192  # characters kept of one exception message
 MAX_MESSAGE_LINES = 60
 MAX_FRAMES = 120
@@ -29,50 +35,26 @@ MAX_FAILURES = 200
 RING = 200  # recent lines kept for excerpts
 EXCERPT_BEFORE = 8
 
-# Windows NTSTATUS exit codes (shown unsigned) and POSIX signals worth naming.
-NTSTATUS = {
-    0xC0000005: "0xC0000005 access violation",
-    0xC00000FD: "0xC00000FD stack overflow",
-    0xC0000409: "0xC0000409 stack buffer overrun (fail-fast)",
-    0xC000013A: "0xC000013A terminated by Ctrl+C",
-    0xC0000017: "0xC0000017 out of memory (no memory)",
-    0xC0000135: "0xC0000135 a DLL was not found",
-    0xC000001D: "0xC000001D illegal instruction",
-    0xC0000094: "0xC0000094 integer divide by zero",
-}
-SIGNALS = {1: "SIGHUP", 2: "SIGINT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
-           11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM"}
-
-# Lines every diagnosis may want, whatever the signatures: found by the scanner like signature regexes.
-NOTABLE = {
-    "loss_nan": r"\b(?:avr_|avg_|train_|step_)?loss\s*[=:]\s*nan\b",
-    "killed": r"^\s*(?:\S+: line \d+:\s+\d+\s+)?Killed\b|\bOut of memory: Killed process\b|\bKilled process \d+",
-    "oom_killer": r"Out of memory: Killed process|oom-kill|oom_reaper",
-    "paging_file": r"paging file is too small|WinError 1455|os error 1455",
-    "cuda_oom": r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError",
-    "launch_command": r"accelerate(?:\.exe|\.EXE)?\"? launch\b.*\.py",  # a GUI echoing the command it runs
-}
-
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-_CR_SEGMENTS = re.compile(rb"(?m)^[^\n]*\r(?=[^\n])")  # everything up to the last \r that has text after it
-_PROGRESS_RUN = re.compile(r"(?m)(?:^[^\n|]{0,160}\d%\|[^\n]*(?:\n|\Z))+")
-_PROGRESS_RUN_B = re.compile(_PROGRESS_RUN.pattern.encode(), re.MULTILINE)
-_RANK = re.compile(r"^\[(?:rank|default)(\d+)\]:\s?")
-_RANK_INDENTED = re.compile(r"^[ \t]*\[(?:rank|default)\d+\]: ?")
-_TB_START = re.compile(r"(Original )?Traceback \(most recent call last\):?")
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.*))?')
+_TB_START = re.compile(r"(Original )?Traceback \(most recent call last\):?", re.IGNORECASE)
+_FRAME = re.compile(r'^\s*[Ff]ile "(?P<file>[^"]*)", [Ll]ine (?P<line>\d+)(?:, in (?P<func>.*))?')
 _EXC = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*_?[A-Z]\w*[a-z]\w*)(?::\s?(?P<msg>.*))?$")
 _ARGPARSE = re.compile(r"^[\w.\-]+: error: (?P<msg>.+)$")
 _LOOSE_EXC = re.compile(
     r"^\s*'?(?P<type>(?:[A-Za-z_]\w*\.)*(?:[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Invalid|Failure|Timeout)|"
     r"KeyboardInterrupt|StopIteration|SafetensorError|Exception))(?::\s?(?P<msg>.*)|\s*)$")
+# a type in another letter case (a forum lower-cased the paste): only ...error / ...exception, with a message
+_ANYCASE_EXC = re.compile(r"^\s*'?(?P<type>(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?i:error|exception)):\s?(?P<msg>.*)$")
 _BARE_TYPES = {"KeyboardInterrupt", "MemoryError", "SystemExit", "StopIteration", "AssertionError"}
 _CHAIN = re.compile(r"^\s*(During handling of the above exception, another exception occurred|"
-                    r"The above exception was the direct cause of the following exception):?\s*$")
+                    r"The above exception was the direct cause of the following exception):?\s*$", re.IGNORECASE)
 _TIME = r"(?:\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?|\d{2}:\d{2}:\d{2}(?:[-.,]\d+)?|\[\d[\d/: -]*\])"
 _LEVEL = r"(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)"
 _RECORD = re.compile(rf"^(?:(?P<time>{_TIME})\s+|(?P<indent>\s{{4,}}))(?P<level>{_LEVEL})\s")
 _RECORD_SRC = re.compile(r"[\w.\-]+\.py:\d+")
+# builtin exception names by their lower-cased form, to restore a lower-cased paste's type
+_BUILTIN_EXC = {n.lower(): n for n in dir(builtins) if isinstance(getattr(builtins, n), type)
+                and issubclass(getattr(builtins, n), BaseException)}
+_WRAPPER_TYPES = ("calledprocesserror", "childfailederror")
 
 
 def _record_src(line: str, after: int) -> tuple[int, str] | None:
@@ -82,23 +64,21 @@ def _record_src(line: str, after: int) -> tuple[int, str] | None:
     if cut <= after or ".py:" not in body[cut:] or not _RECORD_SRC.fullmatch(body, cut):
         return None
     return cut, body[cut:]
+
+
 _RECORD_MIDLINE = re.compile(rf"(?<=\S)(?=\d{{4}}-\d{{2}}-\d{{2}} \d{{2}}:\d{{2}}:\d{{2}} {_LEVEL}\s)")
 _CONTINUATION = re.compile(r"^\s{20,}\S")
 _WARNING_LINE = re.compile(r"\b\w*Warning\b|^\s*(?:WARNING|WARN)\b|\bWARNING\[")
-_EXIT_MARKERS = [
-    (re.compile(r"returned non-zero exit status (-?\d+)"), "code"),
-    (re.compile(r"died with <Signals\.(SIG\w+): (\d+)>"), "signal"),
-    (re.compile(r"\bexitcode\s*:\s*(-?\d+)"), "code"),
-    (re.compile(r"Signal (\d+) \((SIG\w+)\) received by PID"), "signal_num"),
-    (re.compile(r"\b(?:exit(?:ed)? (?:with )?(?:code|status)|return code|exit_code)[:= ]+(-?\d+)", re.I), "code"),
-    (re.compile(r"\b(32212\d{5}|-10737\d{5})\b"), "code"),
-    (re.compile(r"^\s*(?:\S+: line \d+:\s+\d+\s+)?Killed\b"), "killed"),
-    (re.compile(r"Segmentation fault"), "segv"),
-    (re.compile(r"paging file is too small|WinError 1455"), "paging"),
-]
-_WRAPPER_TYPES = ("CalledProcessError", "ChildFailedError")
 _WORKER_WRAP = re.compile(r"^Caught \w+ in DataLoader worker process \d+")
-_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
+
+
+def restore_case(exc_type: str) -> str:
+    """`runtimeerror` -> `RuntimeError` (a builtin's name); other names as written."""
+    if exc_type[:1].isupper() or not exc_type:
+        return exc_type
+    head, _, last = exc_type.rpartition(".")
+    fixed = _BUILTIN_EXC.get(last.lower())
+    return (head + "." if head else "") + fixed if fixed else exc_type
 
 
 @dataclass
@@ -115,16 +95,25 @@ class ParsedLog:
     bytes: int = 0
     truncated_lines: int = 0
     root_rank: int | None = None  # "Root Cause (first observed failure)" of torch elastic
+    noticed: dict = field(default_factory=dict)  # NOTABLE name -> line, for forms only read line by line
 
     @property
     def root(self) -> Failure | None:
-        """The first real failure (of the rank torch elastic names, when it does); else the first wrapper."""
-        real = [f for f in self.failures if not f.is_wrapper and f.exception]
+        """The first real failure (of the rank torch elastic names, when it does); else the first wrapper.
+
+        Real: not a wrapper, and with an exception type or a message (a traceback cut before its
+        exception line has neither; a message pasted alone has no type)."""
+        real = [f for f in self.failures if not f.is_wrapper and (f.exception or f.message)]
         if self.root_rank is not None:
             real = [f for f in real if f.rank == self.root_rank] or real
         if real:
             return real[0]
         return self.failures[0] if self.failures else None
+
+    @property
+    def has_typed_failure(self) -> bool:
+        """A real (not wrapper) failure with an exception type: the log has its own error."""
+        return any(f.exception and not f.is_wrapper for f in self.failures)
 
     def ordered_failures(self) -> list[Failure]:
         """Root first, then the others in log order."""
@@ -133,6 +122,15 @@ class ParsedLog:
 
     def excerpt(self, failure: Failure) -> list[str]:
         return self.excerpts.get(id(failure), [])
+
+    def add_standalone(self, failure: Failure, excerpt: list[str] | None = None) -> None:
+        """A failure found after parsing (an error message pasted alone), in log order."""
+        if len(self.failures) >= MAX_FAILURES:
+            return
+        at = next((i for i, f in enumerate(self.failures) if f.line_no > failure.line_no), len(self.failures))
+        self.failures.insert(at, failure)
+        if excerpt is not None:
+            self.excerpts[id(failure)] = excerpt
 
 
 def chain(failure: Failure) -> list[Failure]:
@@ -153,6 +151,7 @@ class _Open:
         self.header_full = False
         self.box_closed = False
         self.strays = 0
+        self.flat = False  # a frame at column 0: the paste lost the indentation
 
 
 class _Stream:
@@ -164,6 +163,7 @@ class _Stream:
         self.msg_for: Failure | None = None  # failure whose message is still being read
         self.msg_lines = 0
         self.msg_strict = False  # no traceback: only indented lines continue the message
+        self.msg_prefixed = False  # its exception line had a front-end prefix
         self.chain_pending: Failure | None = None
 
 
@@ -187,42 +187,58 @@ class LogParser:
         self.st = self.streams[None]
         self.record: list[str] | None = None  # rich log record being unfolded
         self._record_prefix = ""
-        self._exit_bits: dict[str, object] = {}
+        self._exit = ExitTracker()
+        self._root_rank: int | None = None
         self._emitted: list[str] = []
+        self._paste = PasteFixer()
 
     # -- input ---------------------------------------------------------------------------
     def feed_text(self, text: str) -> None:
         """Feed normalized text made of whole lines (no trailing partial line)."""
         self._emitted = []
+        first = self.out.lines + 1
+        paste = self._paste
         for line in text.split("\n"):
             if len(line) > MAX_LINE:
                 line = line[:MAX_LINE]
                 self.out.truncated_lines += 1
-            self._physical(line)
+            for part in paste.physical(line):
+                self._physical(part)
         if self.scanner is not None and self._emitted:
-            self.scanner.scan("\n".join(self._emitted))
+            self._scan(first)
         self._emitted = []
 
     def close(self) -> ParsedLog:
         self._emitted = []
+        first = self.out.lines + 1
+        for part in self._paste.flush():
+            self._physical(part)
         self._flush_record()
         if self.scanner is not None and self._emitted:
-            self.scanner.scan("\n".join(self._emitted))
+            self._scan(first)
         for st in self.streams.values():
             self.st = st
             self._end_message()
             if st.tb is not None:
                 self._abandon_tb()
         self.out.tail = list(self.ring)[-40:]
-        self.out.exit = self._exit_cause()
-        self.out.root_rank = self._exit_bits.get("root_rank")
+        self.out.exit = self._exit.cause()
+        if self._exit.paging_line:  # the paging file in any language (the scanner has the Latin-script ones)
+            self.out.noticed["paging_file"] = self._exit.paging_line
+        self.out.root_rank = self._root_rank
         return self.out
+
+    def _scan(self, first: int) -> None:
+        if getattr(self.scanner, "numbered", False):  # it records the line numbers of its hits
+            self.scanner.scan("\n".join(self._emitted), first)
+        else:
+            self.scanner.scan("\n".join(self._emitted))
 
     # -- rich log records: unfold --------------------------------------------------------
     def _physical(self, line: str) -> None:
         rec = None
         prefix = ""  # torch's `[rank0]:` in front of every line of a rank, records included
-        if line[:1] in "[ \t" and (m := _RANK_INDENTED.match(line)):
+        if line[:1] in "[ \t" and (m := RANK_INDENTED_RE.match(line)):
             prefix, line = m.group(0).lstrip(), line[m.end():]
         if "INFO" in line or "WARN" in line or "ERROR" in line or "DEBUG" in line or "CRITICAL" in line:
             if "%|" in line or "it]" in line:  # a record glued to a progress bar
@@ -256,7 +272,7 @@ class LogParser:
         if not frag:
             return
         prev = self.record[-1]
-        joiner = "" if (_CJK.match(frag) and prev and _CJK.match(prev[-1])) else " "
+        joiner = "" if (CJK_RE.match(frag) and prev and CJK_RE.match(prev[-1])) else " "
         self.record.append(joiner + frag)
 
     def _flush_record(self) -> None:
@@ -266,51 +282,54 @@ class LogParser:
         head = self.record[0]
         if src:
             head = head[:src[0]].rstrip()
-        text = head + "".join(self.record[1:])
-        if src:
-            text += f"  ({src[1]})"
-        text = text[:MAX_LINE]
+        body = head + "".join(self.record[1:])
+        text = (body + f"  ({src[1]})" if src else body)[:MAX_LINE]
         self.record = None
         level = m.group("level")
         if level in ("ERROR", "CRITICAL") and len(self.out.errors) < self.ERROR_KEEP:
             self.out.errors.append(text.strip())
-        self._logical(self._record_prefix + text)
+        # the record's own parts are known: its message is what follows the level, without the source
+        self._logical(self._record_prefix + text, self._record_prefix + body[m.end():].lstrip()[:MAX_LINE])
 
     # -- one logical line ----------------------------------------------------------------
-    def _logical(self, line: str) -> None:
+    def _logical(self, text: str, parse: str | None = None) -> None:
+        for scan, parsed, prefixed in self._paste.logical(text, parse):
+            self._line(scan, parsed, prefixed)
+
+    def _line(self, scan: str, line: str, prefixed: bool = False) -> None:
+        """One logical line: `scan` as printed (kept, scanned), `line` without front-end prefixes (parsed)."""
         self.out.lines += 1
         no = self.out.lines
-        self.ring.append(line)
-        self._emitted.append(line)
+        self.ring.append(scan)
+        self._emitted.append(scan)
         rank = None
-        if line.startswith("[") and (m := _RANK.match(line)):
+        if line.startswith("[") and (m := RANK_RE.match(line)):
             rank = int(m.group(1))
             line = line[m.end():]
         st = self.streams.get(rank)
         if st is None:
             st = self.streams.setdefault(rank, _Stream()) if len(self.streams) < MAX_STREAMS else self.streams[None]
         self.st = st
-        if ("exit" in line or "Killed" in line or "Signal" in line or "died with" in line or "Segmentation" in line
-                or "32212" in line or "-10737" in line or "paging file" in line or "WinError 1455" in line):
-            self._exit_marker(line)
+        if may_mark_exit(line):
+            self._exit.line(line)
         if self.st.msg_for is not None:
-            if self._message_line(line, no, rank):
+            if self._message_line(line, no, rank, prefixed):
                 return
         if self.st.tb is not None:
-            self._in_traceback(line, no, rank)
+            self._in_traceback(line, no, rank, prefixed)
             return
-        self._idle(line, no, rank)
+        self._idle(line, no, rank, prefixed)
 
-    def _idle(self, line: str, no: int, rank: int | None) -> None:
-        if "Traceback" in line and (m := _TB_START.search(line)):
+    def _idle(self, line: str, no: int, rank: int | None, prefixed: bool = False) -> None:
+        if "raceback" in line and (m := _TB_START.search(line)):
             kind = "rich" if "╭" in line else "plain"
             self.st.tb = _Open(kind, no, rank, nested_in=None)
             return
-        if "exception" in line and _CHAIN.match(line) and self.out.failures:
+        if "xception" in line and _CHAIN.match(line) and self.out.failures:
             mine = [f for f in self.out.failures if f.rank == rank]
             self.st.chain_pending = (mine or self.out.failures)[-1]
             return
-        if "File \"" in line and _FRAME.match(line):  # a pasted excerpt without its header
+        if 'ile "' in line and _FRAME.match(line):  # a pasted excerpt without its header
             self.st.tb = _Open("plain", no, rank)
             self._in_traceback(line, no, rank)
             return
@@ -321,30 +340,34 @@ class LogParser:
         if ": error: " in line and (m := _ARGPARSE.match(line.strip())):
             self._add_failure("argparse.ArgumentError", m.group("msg"), [], rank, no, no)
             return
-        if ("Error" in line or "Exception" in line or "Exit" in line or "Interrupt" in line or "Invalid" in line
+        if ("rror" in line or "xception" in line or "Exit" in line or "Interrupt" in line or "Invalid" in line
                 or "Failure" in line or "Timeout" in line or "StopIteration" in line):
-            m = _LOOSE_EXC.match(line)
+            m = _LOOSE_EXC.match(line) or _ANYCASE_EXC.match(line)
             if m and (m.group("msg") is not None or m.group("type").rsplit(".", 1)[-1] in _BARE_TYPES):
-                f = self._add_failure(m.group("type"), m.group("msg") or "", [], rank, no, no)
+                f = self._add_failure(restore_case(m.group("type")), m.group("msg") or "", [], rank, no, no)
                 # no traceback: only indented lines continue its message (elastic's summary block aside)
                 self.st.msg_strict = f.exception_name != "ChildFailedError"
+                self.st.msg_prefixed = prefixed
 
     # -- inside a traceback --------------------------------------------------------------
-    def _in_traceback(self, line: str, no: int, rank: int | None) -> None:
+    def _in_traceback(self, line: str, no: int, rank: int | None, prefixed: bool = False) -> None:
         tb = self.st.tb
         stripped = line.strip()
         if tb.kind == "rich" and not tb.box_closed:
-            if not stripped or stripped[0] in "│╭╰" or stripped.startswith("...") or not _EXC.match(stripped):
+            if not stripped or stripped[0] in "│╭╰" or stripped.startswith("...") or not (
+                    _EXC.match(stripped) or _ANYCASE_EXC.match(stripped)):
                 self._rich_line(line)
                 return
             self._rich_header_done()  # a cut-off box followed by its exception line
             tb.box_closed = True
-        if "Traceback" in line and _TB_START.search(line):  # the previous one was cut off
+        if "raceback" in line and _TB_START.search(line):  # the previous one was cut off
             self._abandon_tb()
-            self._idle(line, no, rank)
+            self._idle(line, no, rank, prefixed)
             return
-        m = _FRAME.match(line) if "File \"" in line else None
+        m = _FRAME.match(line) if 'ile "' in line else None
         if m:
+            if line[:1] not in " \t":
+                tb.flat = True
             self._add_frame(Frame(m.group("file"), int(m.group("line")), (m.group("func") or "").strip()))
             return
         if not stripped or stripped.startswith(("...", "[Previous line")):
@@ -352,11 +375,16 @@ class LogParser:
         if line[0] in " \t" and not (tb.frames and _LOOSE_EXC.match(line) and ": " in stripped):
             return  # source lines and carets (an indented paste keeps its exception line, though)
         m = _EXC.match(stripped)
-        if m and not _RECORD.match(line):
+        if m is not None and ((tb.flat and m.group("msg") is None) or prefixed) and not _LOOSE_EXC.match(stripped):
+            m = None  # flat paste or a front end's record: a source line or a log message, not the exception
+        if m is None:
+            m = _ANYCASE_EXC.match(stripped)
+        if m:
             self.st.tb = None
-            f = self._add_failure(m.group("type"), m.group("msg") or "", tb.frames, tb.rank if tb.rank is not None
-                                  else rank, no, tb.start, nested_in=tb.nested_in)
+            f = self._add_failure(restore_case(m.group("type")), m.group("msg") or "", tb.frames,
+                                  tb.rank if tb.rank is not None else rank, no, tb.start, nested_in=tb.nested_in)
             self.st.msg_for, self.st.msg_lines = f, 0
+            self.st.msg_prefixed = prefixed
             return
         tb.strays += 1
         if tb.strays > 30:
@@ -413,11 +441,11 @@ class LogParser:
             self._add_failure("", "", tb.frames, tb.rank, tb.start, tb.start, nested_in=tb.nested_in)
 
     # -- exception messages ----------------------------------------------------------------
-    def _message_line(self, line: str, no: int, rank: int | None) -> bool:
+    def _message_line(self, line: str, no: int, rank: int | None, prefixed: bool = False) -> bool:
         """Continue the current message with this line; False when the message has ended."""
         f = self.st.msg_for
         s = line.strip()
-        if "Traceback" in line and (m := _TB_START.search(line)):
+        if "raceback" in line and (m := _TB_START.search(line)):
             self._end_message()
             if m.group(1):  # "Original Traceback": the real one, raised in a DataLoader worker
                 f.is_wrapper = True
@@ -425,6 +453,7 @@ class LogParser:
                 return True
             return False
         if (not s or (self.st.msg_strict and line[0] not in " \t") or _CHAIN.match(line) or s[0] in "╭│╰"
+                or (prefixed and not self.st.msg_prefixed)  # the next record of a front end's log
                 or self.st.msg_lines >= MAX_MESSAGE_LINES or _RECORD.match(line) or _PROGRESS_LINE.match(line)
                 or _NOT_MESSAGE.match(line) or (line[0] not in " \t" and _NEXT_EXC.match(line))):
             self._end_message()
@@ -437,13 +466,13 @@ class LogParser:
     def _end_message(self) -> None:
         f, self.st.msg_for = self.st.msg_for, None
         self.st.msg_strict = False
+        self.st.msg_prefixed = False
         if f is None:
             return
         if f.exception_name == "ChildFailedError":
-            for pat in (r"\brank\s*:\s*(\d+)",):
-                m = re.search(pat, f.message)
-                if m:
-                    self._exit_bits.setdefault("root_rank", int(m.group(1)))
+            m = re.search(r"\brank\s*:\s*(\d+)", f.message)
+            if m and self._root_rank is None:
+                self._root_rank = int(m.group(1))
         from lora_doctor.redact import redact_text
 
         f.message = redact_text(f.message)
@@ -455,7 +484,7 @@ class LogParser:
             if len(self.out.warnings) < self.WARN_KEEP:
                 self.out.warnings.append(f"{exc}: {msg}"[:500])
             return f
-        if name in _WRAPPER_TYPES or _WORKER_WRAP.match(msg):
+        if name.lower() in _WRAPPER_TYPES or _WORKER_WRAP.match(msg):
             f.is_wrapper = True
         if self.st.chain_pending is not None and nested_in is None:
             prev = self.st.chain_pending
@@ -473,154 +502,29 @@ class LogParser:
             self.st.msg_for, self.st.msg_lines = f, 0
         return f
 
-    # -- how the process ended -----------------------------------------------------------
-    def _exit_marker(self, line: str) -> None:
-        bits = self._exit_bits
-        for rx, kind in _EXIT_MARKERS:
-            m = rx.search(line)
-            if not m:
-                continue
-            if kind == "code":
-                code = int(m.group(1))
-                if code != 0:
-                    bits.setdefault("codes", []).append(code)
-            elif kind == "signal":
-                bits["signal"] = int(m.group(2))
-            elif kind == "signal_num":
-                bits["signal"] = int(m.group(1))
-            elif kind == "killed":
-                bits["killed"] = True
-            elif kind == "segv":
-                bits["signal"] = 11
-            elif kind == "paging":
-                bits["paging"] = True
-
-    def _exit_cause(self) -> ExitCause | None:
-        bits = self._exit_bits
-        if not bits or set(bits) == {"root_rank"}:
-            return None
-        codes = bits.get("codes") or [None]
-        # the most telling code: an NTSTATUS or a signal over a plain status, the child's over 1
-        code = max(codes, key=lambda c: 0 if c is None else 3 if abs(c) > 255 else 2 if c < 0 else 1 if c != 1 else 0.5)
-        return exit_cause(code, signal=bits.get("signal"), killed=bool(bits.get("killed")),
-                          paging=bool(bits.get("paging")))
-
 
 _PROGRESS_LINE = re.compile(r"^[^|]{0,160}\d%\|")
 
 
 def _handled(f: Failure) -> bool:
     """A traceback a library prints and then carries on from: xformers probing for triton at import."""
-    return (f.exception_name == "ModuleNotFoundError" and f.message.startswith("No module named 'triton'")
-            and any("xformers" in fr.file for fr in f.frames))
+    return (f.exception_name.lower() == "modulenotfounderror"
+            and f.message.lower().startswith("no module named 'triton'")
+            and any("xformers" in fr.file.lower() for fr in f.frames))
 
 
 # Lines that end an exception message: an elision (`...`), a frame, glog/torch elastic records,
-# shell prompts and pauses, launcher chatter printed after the crash.
+# shell prompts and pauses, launcher chatter printed after the crash, a front end's verdict.
 _NOT_MESSAGE = re.compile(
     r"^\s*(?:\.\.\.|…)\s*$|^\s*File \"[^\"]*\", line \d+|^[EWIF]\d{4} \d\d:\d\d:\d\d"
     r"|^\(\w[\w.\-]*\) |^[A-Za-z]:\\[^>\n]*>|^PS [A-Za-z]:\\|^\S+@\S+:\S*[$#] |^Press any key|^Drücken Sie"
-    r"|^wandb: |^Exception ignored in|^Error in sys\.excepthook|^\[(?:rank|default)\d+\]:|^\d\d:\d\d:\d\d-\d+ \w+ ")
+    r"|^wandb: |^Exception ignored in|^Error in sys\.excepthook|^\[(?:rank|default)\d+\]:|^\d\d:\d\d:\d\d-\d+ \w+ "
+    r"|^Training (?:failed|finished|complete)|^训练(?:失败|完成|结束)|^請按任意鍵|^请按任意键", re.IGNORECASE)
 # An unindented `pkg.SomeError: text` line after a message is the next failure, not more message.
 _NEXT_EXC = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Invalid|Warning):\s")
 
 
-def exit_cause(code: int | None, *, signal: int | None = None, killed: bool = False,
-               paging: bool = False) -> ExitCause:
-    """An ExitCause from a return code (negative = signal, 128+N = shell's signal, NTSTATUS)."""
-    ntstatus = None
-    if code is not None:
-        unsigned = code & 0xFFFFFFFF if code < -255 else code
-        if unsigned >= 0xC0000000:
-            ntstatus = NTSTATUS.get(unsigned, f"0x{unsigned:08X}")
-            code = unsigned
-        elif code < 0 and signal is None:
-            signal = -code
-        elif 128 < code < 160 and signal is None and code - 128 in SIGNALS:
-            signal = code - 128
-    if killed and signal is None:
-        signal = 9
-    parts = []
-    if ntstatus:
-        parts.append(f"Windows status {ntstatus}")
-    if signal:
-        parts.append(f"killed by signal {signal} ({SIGNALS.get(signal, 'signal')})")
-    if paging:
-        parts.append("Windows could not commit memory: the paging file is too small")
-    if code is not None and not ntstatus and not signal:
-        parts.append(f"exit code {code}")
-    return ExitCause(code=code, signal=signal, ntstatus=ntstatus, description="; ".join(parts))
-
-
-# -- streaming: bytes -> normalized text chunks ------------------------------------------------
-def _normalize_bytes(data: bytes) -> str:
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n")
-        if b"\r" in data:
-            data = _CR_SEGMENTS.sub(b"", data).replace(b"\r", b"")
-    if b"\x1b" in data:  # colour codes first, so they cannot hide a progress bar
-        text = _ANSI.sub("", data.decode("utf-8", "replace"))
-        return _PROGRESS_RUN.sub(_collapse_progress, text) if "%|" in text else text
-    if b"%|" in data:  # on bytes: about twice as fast as on the decoded text
-        data = _PROGRESS_RUN_B.sub(_collapse_progress, data)
-    return data.decode("utf-8", "replace")
-
-
-def _collapse_progress(m: re.Match):
-    """A run of progress-bar lines -> its last line, plus the first one that shows `nan`."""
-    run = m.group(0)
-    nl = "\n" if isinstance(run, str) else b"\n"
-    end = run.endswith(nl)
-    body = run[:-1] if end else run
-    last_nl = body.rfind(nl)
-    if last_nl < 0:
-        return run
-    keep = body[last_nl + 1:]
-    nan = body.find("nan" if isinstance(run, str) else b"nan", 0, last_nl)
-    if nan >= 0:
-        start = body.rfind(nl, 0, nan) + 1
-        stop = body.find(nl, nan)
-        first_nan = body[start:stop]
-        if first_nan != keep:
-            keep = first_nan + nl + keep
-    return keep + (nl if end else nl[:0])
-
-
-def iter_chunks(stream, chunk_size: int = CHUNK):
-    """Normalized text chunks of whole lines from a binary stream; a line is at most MAX_LINE
-    characters (an endless line keeps its last `\\r` segment or its start)."""
-    carry = b""
-    skipping = False  # inside an over-long line whose start we already kept
-    while True:
-        block = stream.read(chunk_size)
-        if not block:
-            break
-        if isinstance(block, str):
-            block = block.encode("utf-8", "surrogateescape")
-        if skipping:
-            nl = block.find(b"\n")
-            if nl < 0:
-                continue
-            block = block[nl + 1:]
-            skipping = False
-        data = carry + block
-        nl = data.rfind(b"\n")
-        if nl < 0:
-            carry = data
-            if len(carry) > MAX_LINE * 4:
-                cr = carry.rfind(b"\r", 0, len(carry) - 1)
-                if cr >= 0 and len(carry) - cr < MAX_LINE * 4:
-                    carry = carry[cr + 1:]
-                else:
-                    yield _normalize_bytes(carry[:MAX_LINE * 4]), len(block)
-                    carry, skipping = b"", True
-            continue
-        carry = data[nl + 1:]
-        yield _normalize_bytes(data[:nl]), len(block)
-    if carry:
-        yield _normalize_bytes(carry), 0
-
-
+# -- the whole log ------------------------------------------------------------------------------
 def parse_stream(stream, scanner=None) -> ParsedLog:
     """Parse a binary (or text) stream to the end."""
     parser = LogParser(scanner)

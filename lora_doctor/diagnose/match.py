@@ -10,12 +10,16 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from lora_doctor.diagnose.logparse import NOTABLE, ParsedLog, chain, exit_cause, parse_stream
+from lora_doctor.diagnose.exits import exit_cause
+from lora_doctor.diagnose.logparse import ParsedLog, chain, parse_stream
+from lora_doctor.diagnose.notable import CJK_END_RE, CJK_START_RE, RANK_RE, compiled_notable
+from lora_doctor.diagnose.scanner import LineScanner, RegexGuard, locator
+from lora_doctor.diagnose.signatures import Database, Signature, load_database
 from lora_doctor.model import Diagnosis, ExitCause, Failure
-from lora_doctor.diagnose.signatures import Database, LineScanner, RegexGuard, Signature, load_database
 
 MAX_OTHERS = 5
-_NOTABLE_RX = {name: re.compile(p, re.MULTILINE) for name, p in NOTABLE.items()}
+MAX_STANDALONE = 20  # error messages pasted alone, made failures
+_NOTABLE_RX = compiled_notable()
 
 
 @dataclass
@@ -102,13 +106,14 @@ def _failure_json(f: Failure, log: ParsedLog | None) -> dict:
 
 # -- entry points ----------------------------------------------------------------------------
 def diagnose_text(text, *, launch=None, facts: dict | None = None, exit_code: int | None = None,
-                  plugin_dirs=(), host=None) -> DiagnosisReport:
-    """Diagnose a log held in memory (str or bytes)."""
+                  plugin_dirs=(), host=None, db: Database | None = None) -> DiagnosisReport:
+    """Diagnose a log held in memory (str or bytes). `db` (with its `host`): a database already
+    loaded, for callers that diagnose many logs."""
     import io
 
     data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
     return _diagnose(io.BytesIO(data), launch=launch, facts=facts, exit_code=exit_code,
-                     plugin_dirs=plugin_dirs, host=host, size=len(data))
+                     plugin_dirs=plugin_dirs, host=host, size=len(data), db=db)
 
 
 def diagnose_file(path, *, launch=None, facts: dict | None = None, exit_code: int | None = None,
@@ -138,17 +143,20 @@ def _diagnose(stream, *, launch=None, facts=None, exit_code=None, plugin_dirs=()
     if db is None:
         db, host = load_signatures(host, plugin_dirs)
     with RegexGuard() as guard:
-        scanner = LineScanner(db.log_patterns() + list(_NOTABLE_RX.values()), guard)
+        locators = message_locators(db)
+        scanner = LineScanner(db.log_patterns() + list(_NOTABLE_RX.values()) + list(locators.values()), guard)
         parsed = parse_stream(stream, scanner)
         if size is not None:
             parsed.bytes = size
+        oom = _NOTABLE_RX["cuda_oom"]  # an out-of-memory message alone is a failure too (for the code matchers)
+        add_standalone_failures(parsed, scanner, {**locators, oom: oom}, guard)
         exit_ = _merge_exit(parsed.exit, exit_code)
-        notable = {name: hit[0] for name, rx in _NOTABLE_RX.items() if (hit := scanner.hit(rx))}
+        notable = {**parsed.noticed, **{name: hit[0] for name, rx in _NOTABLE_RX.items() if (hit := scanner.hit(rx))}}
         from_log = None
-        if launch is None and notable.get("launch_command"):
-            from lora_doctor.launch.from_log import command_from_line
+        if launch is None:
+            from lora_doctor.launch.from_log import command_from_log
 
-            launch = from_log = command_from_line(notable["launch_command"])
+            launch = from_log = command_from_log(notable, parsed.ordered_failures())
         post = PostMortem(parsed, launch, facts, exit_, notable, command_from_log=from_log is not None)
         matches = match_all(db, parsed, scanner, post, guard)
         code = _code_diagnoses(host, parsed.root, post) if host is not None else ([], [])
@@ -197,8 +205,79 @@ class Match:
 def _exception_ok(sig: Signature, f: Failure) -> bool:
     if not sig.exception:
         return not f.is_wrapper
-    name, full = f.exception_name, f.exception
-    return any(e == full or e == name or full.endswith("." + e) for e in sig.exception)
+    if is_standalone(f):
+        return sig.message is not None  # a message pasted without its type: the message decides
+    name, full = f.exception_name.lower(), f.exception.lower()
+    return any(e == full or e == name or full.endswith("." + e) for e in map(str.lower, sig.exception))
+
+
+def is_standalone(f: Failure) -> bool:
+    """An error message pasted alone: no exception type, no traceback (add_standalone_failures)."""
+    return not f.exception and not f.frames and bool(f.message)
+
+
+@functools.lru_cache(maxsize=1024)
+def _folded(rx: re.Pattern) -> re.Pattern:
+    return rx if rx.flags & re.IGNORECASE else re.compile(rx.pattern, rx.flags | re.IGNORECASE)
+
+
+def search_message(rx: re.Pattern, message: str, guard):
+    """A message regex on a failure's message: as written, then rejoined where a console wrapped
+    it, then in any letter case (a forum lower-cased the paste)."""
+    m = guard.search(rx, message)
+    if m is None and "\n" in message:
+        m = guard.search(rx, unwrap(message)) or guard.search(rx, unwrap(message, ""))
+    if m is None and not (rx.flags & re.IGNORECASE):
+        folded = _folded(rx)
+        m = guard.search(folded, message)
+        if m is None and "\n" in message:
+            m = guard.search(folded, unwrap(message)) or guard.search(folded, unwrap(message, ""))
+    return m
+
+
+# -- error messages pasted alone -----------------------------------------------------------------
+def message_locators(db: Database) -> dict[re.Pattern, re.Pattern]:
+    """message regex -> the line regex that finds it pasted alone (scanner.locator), for every form
+    whose message alone may name the cause (a form that also requires a frame never stands alone)."""
+    out: dict[re.Pattern, re.Pattern] = {}
+    for sig in db.signatures:
+        for form in sig.forms:
+            if form.message is not None and form.frame is None and form.message not in out:
+                out[form.message] = locator(form.message)
+    return out
+
+
+def add_standalone_failures(parsed: ParsedLog, scanner: LineScanner, locators: dict, guard) -> None:
+    """A log holding no exception of its own (a one-line paste, a fragment, the message in a
+    record, only a wrapper's traceback) can still show a known error's message: each line a
+    signature's message finds becomes a failure without type or frames, in log order, so the
+    signatures and the code matchers judge it like any other (the message decides, not the type)."""
+    if parsed.has_typed_failure:
+        return
+    from lora_doctor.diagnose.paste import strip_front
+
+    seen: dict[int, Failure] = {}
+    for rx, loc in locators.items():
+        hit = scanner.hit(loc)
+        if hit is None:
+            continue
+        no = scanner.line_no(loc) or 0
+        if no in seen:
+            continue
+        line = hit[0]
+        if _WARNING_ONLY.search(line):
+            continue  # a warning quoting a message is not the failure
+        message = strip_front(RANK_RE.sub("", line)).strip()
+        if not search_message(rx, message, guard):
+            continue  # the locator found it after a prefix the message regex does not allow
+        seen[no] = Failure(exception="", message=message[:8192], line_no=no)
+        if len(seen) >= MAX_STANDALONE:
+            break
+    for no in sorted(seen):
+        parsed.add_standalone(seen[no], [seen[no].message[:300]])
+
+
+_WARNING_ONLY = re.compile(r"\b\w*Warning:|^[^A-Za-z]*(?:WARNING|WARN)\b|\[(?:WARNING|WARN)\]|\bWARNING\[|\bwarn\(")
 
 
 def _frame_ok(rx, f: Failure, guard) -> bool:
@@ -261,9 +340,7 @@ def _match_form(sig: Signature, parsed: ParsedLog, scanner: LineScanner, post: P
                 continue
             m = None
             if sig.message is not None:
-                m = guard.search(sig.message, f.message)
-                if m is None and "\n" in f.message:
-                    m = guard.search(sig.message, unwrap(f.message)) or guard.search(sig.message, unwrap(f.message, ""))
+                m = search_message(sig.message, f.message, guard)
                 if m is None:
                     continue
             if sig.frame is not None and not _frame_ok(sig.frame, f, guard):
@@ -286,10 +363,6 @@ def _match_form(sig: Signature, parsed: ParsedLog, scanner: LineScanner, post: P
     return Match(sig, failure, groups, [redact_text(e) for e in _dedupe(evidence)], on_root, post)
 
 
-_CJK_END = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]$")
-_CJK_START = re.compile(r"^[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
-
-
 @functools.lru_cache(maxsize=512)  # every signature with a message tries every failure
 def unwrap(message: str, sep: str = " ") -> str:
     """A message a console wrapped (rich at 80 columns) as one line: lines rejoined with `sep` (a
@@ -297,13 +370,10 @@ def unwrap(message: str, sep: str = " ") -> str:
     out = ""
     for line in message.split("\n"):
         part = line.strip()
-        if out and part and not (_CJK_END.search(out) and _CJK_START.match(part)):
+        if out and part and not (CJK_END_RE.search(out) and CJK_START_RE.match(part)):
             out += sep
         out += part
     return out
-
-
-_RANK_PREFIX = re.compile(r"^\[(?:rank|default)\d+\]:\s?")
 
 
 def _on_root_chain(lines: list[str], root: Failure | None) -> bool:
@@ -312,7 +382,7 @@ def _on_root_chain(lines: list[str], root: Failure | None) -> bool:
         return False
     texts = [f"{f.exception}: {f.message}" if f.exception else f.message for f in chain(root)]
     for line in lines:
-        body = _RANK_PREFIX.sub("", line).strip()
+        body = RANK_RE.sub("", line).strip()
         if len(body) >= 8 and any(body in text for text in texts):
             return True
     return False
@@ -341,6 +411,8 @@ def _confidence(m: Match) -> float:
     conf = 0.55 + 0.07 * m.specificity
     if not m.on_root:
         conf -= 0.25
+    if m.failure is not None and is_standalone(m.failure):
+        conf -= 0.1  # the message without its exception type or traceback
     return max(0.05, min(0.97, conf))
 
 

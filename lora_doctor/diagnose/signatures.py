@@ -1,5 +1,7 @@
 """Load and validate the known-error database: `[[signature]]` tables in TOML files.
 
+(The line scanner that searches a log for their regexes is diagnose/scanner.py.)
+
 The format is documented in known_errors/README.md. A file that does not load, or a signature
 that does not validate, costs only itself: it becomes a `SignatureError` (file, line, what to
 fix) and everything else loads.
@@ -8,8 +10,6 @@ fix) and everything else loads.
 from __future__ import annotations
 
 import re
-import signal as _signal
-import threading
 from dataclasses import dataclass, field, replace
 
 from lora_doctor.tomlcompat import TOMLDecodeError, loads
@@ -531,160 +531,8 @@ _CATEGORY = {
 }
 
 
-# -- a time budget for regexes we did not write --------------------------------------------
-class RegexTimeout(Exception):
-    pass
-
-
-class RegexGuard:
-    """Bounds the time of each regex search (SIGALRM timer; main thread on POSIX only).
-
-    A regex that overruns its budget is reported and skipped for the rest of the run; all overruns
-    together may cost `total` seconds, after which each search gets only `floor` (60 slow regexes
-    cost about 6 s, not 60; a regex of ours takes microseconds per line). Where no
-    timer is available, the bounded input (capped lines and messages) and the load-time check
-    for nested quantifiers are the protection.
-    """
-
-    def __init__(self, budget: float = 1.0, total: float = 3.0, floor: float = 0.05):
-        self.budget = budget
-        self.total = total  # what all overruns together may cost; after that every search gets `floor`
-        self.floor = floor
-        self.lost = 0.0
-        self.timed_out: set[str] = set()
-        self.enabled = (hasattr(_signal, "setitimer") and threading.current_thread() is threading.main_thread())
-        self._active = False
-        self._old = None
-
-    def __enter__(self):
-        if self.enabled:
-            try:
-                self._old = _signal.signal(_signal.SIGALRM, self._alarm)
-                self._old_timer = _signal.getitimer(_signal.ITIMER_REAL)
-            except (ValueError, OSError):
-                self.enabled = False
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            _signal.setitimer(_signal.ITIMER_REAL, 0)
-            _signal.signal(_signal.SIGALRM, self._old if self._old is not None else _signal.SIG_DFL)
-            if self._old_timer and self._old_timer[0] > 0:
-                _signal.setitimer(_signal.ITIMER_REAL, *self._old_timer)
-        return False
-
-    def _alarm(self, signum, frame):
-        if self._active:
-            raise RegexTimeout()
-
-    def search(self, rx: re.Pattern, text: str):
-        if rx.pattern in self.timed_out:
-            return None
-        if not self.enabled:
-            return rx.search(text)
-        self._active = True
-        timer = min(self.budget, max(self.total - self.lost, self.floor))
-        _signal.setitimer(_signal.ITIMER_REAL, timer)
-        try:
-            return rx.search(text)
-        except RegexTimeout:
-            self.timed_out.add(rx.pattern)
-            self.lost += timer
-            return None
-        finally:
-            self._active = False
-            _signal.setitimer(_signal.ITIMER_REAL, 0)
-
-
-_TOKEN = re.compile(r"[A-Za-z0-9_]{4,}")
-
-
-def required_words(rx: re.Pattern) -> tuple[frozenset[str], ...] | None:
-    """What every match of `rx` contains: groups of ASCII word pieces (4+ characters), one piece
-    of each group at least. None when nothing can be proven (the regex is then searched in every
-    chunk)."""
-    if rx.flags & re.IGNORECASE:
-        return None
-    try:
-        try:
-            from re import _parser as sre_parse
-        except ImportError:  # pragma: no cover
-            import sre_parse
-        parsed = sre_parse.parse(rx.pattern, rx.flags)
-    except Exception:
-        return None
-    if parsed.state.flags & re.IGNORECASE:
-        return None
-    return _pieces(list(parsed)) or None
-
-
-def _pieces(items) -> tuple[frozenset[str], ...]:
-    """Required groups of a sequence: each literal word piece is required on its own; a top-level
-    alternation requires one piece of any branch."""
-    if len(items) == 1 and str(items[0][0]) == "BRANCH":
-        per_branch = [_pieces(list(branch)) for branch in items[0][1][1]]
-        if not all(per_branch):
-            return ()
-        return (frozenset(max((w for g in groups for w in g), key=len) for groups in per_branch),)
-    groups: list[frozenset[str]] = []
-    run: list[str] = []
-
-    def flush():
-        groups.extend(frozenset([m.group(0)]) for m in _TOKEN.finditer("".join(run)))
-        run.clear()
-
-    for op, av in items:
-        if str(op) == "LITERAL":
-            run.append(chr(av))
-            continue
-        flush()
-        if str(op) == "SUBPATTERN":
-            groups.extend(_pieces(list(av[-1])))
-    flush()
-    return tuple(groups)
-
-
-class LineScanner:
-    """Finds the first line matching each log regex, over a stream of text chunks (one pass).
-
-    On big chunks a regex is searched only when the chunk's vocabulary holds one of its required
-    word pieces (one tokenizing pass instead of one pass per regex)."""
-
-    FILTER_FROM = 256 << 10  # characters of a chunk from which the word filter pays off
-
-    def __init__(self, patterns: list[re.Pattern], guard: RegexGuard | None = None):
-        self.patterns = list(patterns)
-        self.found: dict[tuple[str, int], tuple[str, dict]] = {}
-        self.guard = guard or RegexGuard()
-        self._pending = list(self.patterns)
-        self._required: dict[int, tuple | None] | None = None
-
-    def scan(self, text: str) -> None:
-        still = []
-        words = None
-        if len(text) >= self.FILTER_FROM:
-            if self._required is None:
-                self._required = {id(rx): required_words(rx) for rx in self.patterns}
-            words = "\n".join(set(_TOKEN.findall(text)))  # the chunk's vocabulary, small
-        for rx in self._pending:
-            if words is not None:
-                need = self._required[id(rx)]
-                if need is not None and not all(any(w in words for w in group) for group in need):
-                    still.append(rx)
-                    continue
-            m = self.guard.search(rx, text)
-            if m is None:
-                still.append(rx)
-                continue
-            start = text.rfind("\n", 0, m.start()) + 1
-            stop = text.find("\n", m.end())
-            line = text[start:stop if stop >= 0 else len(text)]
-            groups = {k: v for k, v in m.groupdict().items() if v is not None}
-            self.found[(rx.pattern, rx.flags)] = (line[:4096], groups)
-        self._pending = still
-
-    def hit(self, rx: re.Pattern) -> tuple[str, dict] | None:
-        return self.found.get((rx.pattern, rx.flags))
+# the line scanner and the regex time budget live in diagnose/scanner.py (importable from here too)
+from lora_doctor.diagnose.scanner import LineScanner, RegexGuard, RegexTimeout, required_words  # noqa: E402,F401
 
 
 def builtin_sources():

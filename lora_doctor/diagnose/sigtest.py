@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lora_doctor.diagnose.logparse import parse_text
-from lora_doctor.diagnose.match import PostMortem, match_signature
-from lora_doctor.diagnose.signatures import Database, LineScanner, RegexGuard, Signature
+from lora_doctor.diagnose.match import PostMortem, add_standalone_failures, match_signature, message_locators
+from lora_doctor.diagnose.scanner import LineScanner, RegexGuard
+from lora_doctor.diagnose.signatures import Database, Signature
 
 
 @dataclass
@@ -37,9 +38,12 @@ def _launch(example: dict):
 
 def matching(db: Database, sigs: list[Signature], example: dict, guard: RegexGuard):
     """The signatures of `sigs` that match an example log."""
-    scanner = LineScanner([rx for s in sigs for rx in (*s.log_all, *s.log_any, *s.log_none)], guard)
+    locators = message_locators(db)  # a message pasted alone counts, as in `diagnose`
+    scanner = LineScanner([rx for s in sigs for rx in (*s.log_all, *s.log_any, *s.log_none)]
+                          + list(locators.values()), guard)
     parsed = parse_text(example["log"], scanner)
-    from lora_doctor.diagnose.logparse import exit_cause
+    add_standalone_failures(parsed, scanner, locators, guard)
+    from lora_doctor.diagnose.exits import exit_cause
 
     code = example.get("exit_code")
     exit_ = exit_cause(code) if isinstance(code, int) else parsed.exit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -366,3 +367,98 @@ def test_rank_prefixed_rich_records_are_unfolded():
     assert seen[0] == ("[rank0]:                     WARNING  ignore directory without repeats / "
                        "繰り返し回数のないディレクトリを無視します: output  (config_util.py:611)")
     assert log.root.rank == 0 and log.root.message == "x"
+
+
+# -- what a paste does to a log (diagnose/paste.py), on real logs of the corpus ------------------
+def _real(case_id: str, name: str = "real-issues-2.dev.jsonl") -> str:
+    return corpus_case(name, case_id)["log"]
+
+
+def _root(text: str):
+    root = parse_text(text).root
+    return (root.exception, root.message.split("\n", 1)[0], [(f.file, f.line, f.function) for f in root.frames])
+
+
+def test_markdown_quotes_fences_and_emphasis_are_undone():
+    text = _real("bk93-bf16-unsupported")
+    want = _root(text)
+    assert want[0] == "ValueError" and want[2]
+    quoted = "".join(f"> {line}\n" for line in text.splitlines())
+    assert _root(quoted) == want
+    assert _root("please help\n```python\n" + text + "\n```\n") == want
+    line = next(x for x in text.splitlines() if x.startswith("ValueError: bf16"))
+    assert _root("**" + line + "**\n")[:2] == want[:2]
+    assert _root("`" + line + "`\n")[:2] == want[:2]
+
+
+def test_front_end_prefixes_before_every_line_are_stripped_for_parsing():
+    text = _real("bk3139-no-module-xformers-linux")
+    want = _root(text)
+    for prefix in ("[2024-05-01 12:00:00] [INFO] ", "14:01:08 | ", "12:45:53-084486 INFO     ", "ERROR:root:"):
+        assert _root("".join(prefix + line + "\n" for line in text.splitlines())) == want, prefix
+
+
+def test_lower_cased_tracebacks_keep_their_structure_and_builtin_types():
+    text = _real("bk93-bf16-unsupported").lower()
+    exc, message, frames = _root(text)
+    assert exc == "ValueError"  # the builtin's name restored
+    assert message.startswith("bf16 mixed precision requires") and frames[-1][2] == "__init__"
+
+
+def test_machine_translated_tracebacks_are_read():
+    """A browser's translation: headers, frames (full-width punctuation, typographic quotes), chain lines."""
+    text = _real("bk1692-bnb-paths-missing-finetune")
+    want = _root(text)
+    zh = (text.replace("Traceback (most recent call last):", "回溯（最近一次调用）：")
+              .replace("During handling of the above exception, another exception occurred:",
+                       "在处理上述异常期间，发生了另一个异常："))
+    zh = re.sub(r'File "([^"]*)", line (\d+), in (.*)', r"文件 “\1”，第 \2 行，在 \3", zh)
+    assert "回溯" in zh and "文件 “" in zh
+    log = parse_text(zh)
+    assert _root(zh) == want
+    assert log.root.causes and log.root.causes[0].exception == "ModuleNotFoundError"
+    fr = re.sub(r'File "([^"]*)", line (\d+), in (.*)', r'Fichier "\1", ligne \2, dans \3', text)
+    assert _root(fr) == want
+
+
+def test_indentation_stripped_and_frames_glued_to_source_lines():
+    text = _real("bk429-replaced-train-util-lpw-missing")  # as posted: flat, a frame glued to a source line
+    log = parse_text(text)
+    assert log.root.exception == "ModuleNotFoundError"
+    assert [f.function for f in log.root.frames] == ["<module>", "<module>"]
+    flat = "".join(line.strip() + "\n" for line in _real("bk2701-flux-te-cache-with-te-training").splitlines())
+    assert _root(flat)[0] == "AssertionError"  # `args.func(args)` & co. at column 0 are not exception lines
+
+
+def test_a_line_wrapped_inside_a_tensor_shape_is_rejoined():
+    text = _real("bk1260-sd2-ckpt-without-v2")
+    line = next(x for x in text.splitlines() if "torch.Size([320, 1024])" in x)
+    cut = line.index("1024])")
+    wrapped = text.replace(line, line[:cut] + "\n" + line[cut:])
+    seen = []
+
+    class Scanner:
+        def scan(self, chunk):
+            seen.extend(chunk.split("\n"))
+
+    parse_text(wrapped, scanner=Scanner())
+    assert line.strip() in [x.strip() for x in seen]
+
+
+def test_a_gui_verdict_after_the_error_is_not_part_of_its_message():
+    text = _real("ls513-text-encoder-lr-float-no-len")
+    assert text.rstrip().endswith("Training failed / 训练失败")
+    assert parse_text(text).root.message == "object of type 'float' has no len()"
+    assert parse_text(text.replace("22:02:40-417801 ERROR    ", "")).root.message == "object of type 'float' has no len()"
+
+
+def test_localized_paging_file_messages_and_hex_statuses_name_the_exit():
+    text = _real("bk332-winerror1455-french")
+    log = parse_text(text.replace("[WinError 1455] ", ""))  # the French message alone
+    assert "paging file" in log.exit.description and "fichier de pagination" in log.noticed["paging_file"]
+    zh = text.replace("Le fichier de pagination est insuffisant pour terminer cette opération.", "页面文件太小，无法完成操作。")
+    assert "页面文件太小" in parse_text(zh.replace("[WinError 1455] ", "")).noticed["paging_file"]
+    assert parse_text("Process finished with exit code 0xC0000005\n").exit.ntstatus == "0xC0000005 access violation"
+    status = _real("bk2977-flux-access-violation-ram")
+    assert parse_text(status).exit.ntstatus == "0xC0000005 access violation"
+    assert parse_text(status.lower()).exit.code == 3221225477

@@ -360,3 +360,92 @@ def test_a_message_wrapped_by_the_console_still_matches():
     assert ids[:1] == ["dataset.image_too_large_no_bucket"]
     ids = [d.signature_id for d in diagnose_text(box + "AssertionError: 画像サイズが大きいのでface_crop_aug_rangeかrandom_\ncrop、またはbucketを有効にしてください\n").diagnoses]
     assert ids[:1] == ["dataset.image_too_large_no_bucket"]
+
+
+# -- a message pasted alone; any letter case -------------------------------------------------------
+def _corpus_log(case_id: str, name: str = "real-issues-2.dev.jsonl") -> str:
+    from support import DATA
+
+    for line in (DATA / "corpus" / name).read_text("utf-8").splitlines():
+        row = json.loads(line)
+        if row["id"] == case_id:
+            return row["log"]
+    raise KeyError(case_id)
+
+
+def _exception_line(text: str, prefix: str) -> str:
+    return next(x.strip() for x in text.splitlines() if x.strip().startswith(prefix))
+
+
+@pytest.mark.parametrize("form", [
+    lambda line: line,  # the exception line alone
+    lambda line: line.split(": ", 1)[1],  # the message alone, as in an issue title
+    lambda line: line.split(": ", 1)[1].lower(),  # ... lower-cased by the forum
+    lambda line: "2024-05-01 12:00:00 ERROR    " + line.split(": ", 1)[1] + "      train_util.py:4219",
+    lambda line: "> *" + line.split(": ", 1)[1] + "*",
+])
+def test_a_message_pasted_alone_names_its_cause(form):
+    line = _exception_line(_corpus_log("bk93-bf16-unsupported"), "ValueError: bf16")
+    report = diagnose_text(form(line) + "\n")
+    assert report.diagnoses[0].signature_id == "cuda.bf16_unsupported_gpu"
+    root = report.failures[0]
+    assert root.message.lower().startswith("bf16 mixed precision requires")
+
+
+def test_a_message_alone_is_not_read_where_the_log_has_an_error_of_its_own_or_as_a_warning():
+    line = _exception_line(_corpus_log("bk93-bf16-unsupported"), "ValueError: bf16")
+    message = line.split(": ", 1)[1]
+    other = _corpus_log("bk3139-no-module-xformers-linux")  # a real traceback of another cause
+    report = diagnose_text(message + "\n" + other)
+    assert report.diagnoses[0].signature_id == "versions.xformers_missing"
+    assert report.failures[0].exception == "ImportError"
+    warned = diagnose_text(f"UserWarning: {message}\n")
+    assert warned.diagnoses == []
+
+
+def test_exception_types_and_messages_match_in_any_letter_case():
+    text = _corpus_log("bk2823-accelerate-config-tpu-use-cluster")
+    assert diagnose_text(text).diagnoses[0].signature_id == "versions.accelerate_config_incompatible"
+    assert diagnose_text(text.lower()).diagnoses[0].signature_id == "versions.accelerate_config_incompatible"
+    assert diagnose_text(text.upper()).diagnoses[0].signature_id == "versions.accelerate_config_incompatible"
+
+
+def test_the_scanner_tries_another_case_only_where_the_words_are_in_another_case():
+    import re
+
+    from lora_doctor.diagnose.scanner import LineScanner
+
+    filler = "2026-11-25 08:18:22 INFO     epoch is incremented. current_epoch: 0, epoch: 1   train_util.py:784\n" * 4000
+    rx = re.compile(r"No data found\. Please verify", re.MULTILINE)
+    calls = []
+
+    class Guard:
+        timed_out: set = set()
+
+        def search(self, pattern, text):
+            calls.append(pattern.flags & re.IGNORECASE)
+            return pattern.search(text)
+
+    for text, folded in ((filler + "no data found. please verify arguments\n", True),
+                         (filler + "nothing to see\n", False),  # the words are not there at all
+                         (filler.replace("epoch", "Found") + "nothing\n", False)):  # only in this case: no fallback
+        calls.clear()
+        scanner = LineScanner([rx], Guard())
+        assert len(text) > LineScanner.FILTER_FROM
+        scanner.scan(text, 1)
+        assert (scanner.hit(rx) is not None) == folded
+        assert any(calls) == folded
+        if folded:
+            assert scanner.line_no(rx) == 4001
+
+
+def test_message_regexes_anchored_at_the_start_also_find_the_message_after_a_prefix():
+    import re
+
+    from lora_doctor.diagnose.scanner import locator
+
+    rx = re.compile(r"(?:^'utf-8' codec can't decode)|(?:^caption file is empty)", re.MULTILINE)
+    loc = locator(rx)
+    assert loc.search("12:00:00 ERROR caption file is empty: a.txt") and not rx.search("ERROR caption file is empty")
+    plain = re.compile(r"bf16 mixed precision requires")
+    assert locator(plain) is plain
