@@ -1,19 +1,16 @@
-"""Builtin plugin: live hints while training runs (NaN loss, CUDA out of memory)."""
+"""Builtin plugin: live hints while training runs (NaN loss, CUDA out of memory).
+
+What counts as a NaN loss or an out-of-memory line is diagnose/notable.py's vocabulary, the one
+the post-mortem uses: a run `--stop-on-nan` stops is one whose diagnosis names the NaN.
+"""
 
 from __future__ import annotations
 
-import re
-
+from lora_doctor.diagnose.notable import CUDA_OOM_RE, LOSS_NAN_RE, is_cuda_oom, loss_is_nan, may_show_nan  # noqa: F401
 from lora_doctor.hookspecs import hookimpl
 
-# sd-scripts' progress bar postfix: `avr_loss=nan`, `loss=nan` (also `loss: nan`, `-nan`).
-NAN_LOSS_RE = re.compile(r"\b(?:avr_loss|loss|current_loss|average_loss)\s*[=:]\s*-?nan\b", re.IGNORECASE)
-OOM_RE = re.compile(r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory")
-
-
-def loss_is_nan(line: str) -> bool:
-    """True when a progress/log line reports a NaN loss (used by `run --stop-on-nan`)."""
-    return "nan" in line.lower() and bool(NAN_LOSS_RE.search(line))
+NAN_LOSS_RE = LOSS_NAN_RE  # the names this module had
+OOM_RE = CUDA_OOM_RE
 
 
 def _option(context, name):
@@ -55,8 +52,8 @@ def oom_hint(context) -> str:
 @hookimpl
 def lora_doctor_watch_line(line, context):
     """NaN loss in the progress bar and CUDA out-of-memory messages get a short hint."""
-    if "nan" in line.lower() and NAN_LOSS_RE.search(line):
+    if may_show_nan(line) and loss_is_nan(line):
         return nan_hint(context)
-    if "memory" in line.lower() and OOM_RE.search(line):
+    if ("emory" in line or "EMORY" in line) and is_cuda_oom(line):
         return oom_hint(context)
     return None

@@ -1,11 +1,13 @@
 """The watch plugin (lora_doctor_watch_line) and the runner's line splitting that feeds it."""
 
+import functools
 from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lora_doctor.diagnose.notable import PROGRESS_NAN_SPELLINGS, first_nan
 from lora_doctor.host.pluginmanager import PluginHost
 from lora_doctor.plugins.watch import loss_is_nan, lora_doctor_watch_line
 from lora_doctor.run.stream import LineWatcher, LogWriter, redact_bytes, strip_ansi
@@ -108,3 +110,69 @@ def test_log_redaction_holds_whatever_the_chunking(tmp_path_factory, cuts):
     for secret in (b"0123456789abcdef", b"SECRETSECRET12", b"ANOTHERSECRET99", b"THIRDSECRET77"):
         assert secret not in text
     assert text == redact_bytes(SECRET_STREAM)  # as if it had come in one piece: nothing else changed
+
+
+# -- one vocabulary: what the watcher stops on, the post-mortem names -------------------------
+# Lines as sd-scripts (train_network.py: `progress_bar.set_postfix(avr_loss=…)`), its older
+# scripts, other trainers and C's printf (`-nan`) print them; the first is the p1_lr_too_high_nan
+# run of tests/data/corpus/sdscripts-runs.dev.jsonl.
+NAN_FORMS = [
+    "steps:  33%|███▎      | 2/6 [00:03<00:07,  1.77s/it, avr_loss=nan] ",
+    "steps:  12%|█▏        | 12/100 [00:10<01:20,  1.1it/s, avr_loss=nan]",
+    "epoch 1, step 30: loss=NaN",
+    "steps: 3/10 [avr_loss=-nan, lr=1e-4]",
+    "current_loss=nan average_loss=nan",
+    "epoch 2/10 average_loss: NaN",
+    "2024-05-01 12:00:00 INFO     step 40: loss = nan                                 train_network.py:1200",
+    "[rank0]: steps:  50%|█████     | 3/6 [00:05<00:05,  1.71s/it, avr_loss=nan]",
+    "Loss: nan",
+    "step 40 LOSS = NAN",
+    "epoch 3: loss: Nan",
+]
+
+
+@functools.lru_cache(maxsize=1)
+def _host():
+    return PluginHost(entry_points=False)
+
+
+def _post_mortem_names_nan(log: str) -> bool:
+    from lora_doctor.diagnose.match import diagnose_text
+
+    report = diagnose_text(log, host=_host())
+    return any(d.signature_id == "train.loss_nan" for d in report.diagnoses)
+
+
+@pytest.mark.parametrize("line", NAN_FORMS)
+def test_every_nan_line_the_watcher_stops_on_is_named_by_the_post_mortem(line):
+    assert loss_is_nan(line)  # run --stop-on-nan stops here ...
+    before = "steps:  17%|█▋        | 1/6 [00:01<00:09,  1.90s/it, avr_loss=0.131]"
+    after = "steps: 100%|██████████| 6/6 [00:09<00:00,  1.64s/it, avr_loss=0.129]"
+    logs = [line + "\n", f"{before}\n{line}\n{after}\n"]  # alone; in a run of progress lines that collapses
+    if first_nan(line, spellings=PROGRESS_NAN_SPELLINGS) >= 0:  # how progress bars spell it (notable.py)
+        logs += [f"{before}\r{line}\r{after}\n",  # a terminal's \r updates: only the last segment is printed
+                 f"{before}\r\x1b[32m{line}\x1b[0m\r{after}\r\n"]  # with colours and CRLF
+    for log in logs:
+        assert _post_mortem_names_nan(log), log  # ... and the post-mortem names it
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["", "avr_", "avg_", "average_", "current_", "train_", "step_", "epoch_"]),
+       st.sampled_from(["loss", "Loss", "LOSS"]), st.sampled_from(["=", ": ", " = ", ":"]),
+       st.sampled_from(["nan", "NaN", "NAN", "-nan", "Nan"]),
+       st.sampled_from(["steps: 3/10 [", "epoch 1, ", "", "\u2588\u2588 | 4/6 [00:06<00:03, "]),
+       st.sampled_from(["]", ", lr=1e-4]", "", " "]))
+def test_watch_and_post_mortem_agree_on_nan_forms(prefix, word, sep, nan, head, tail):
+    line = f"{head}{prefix}{word}{sep}{nan}{tail}"
+    if loss_is_nan(line):
+        sep = "\r" if first_nan(line, spellings=PROGRESS_NAN_SPELLINGS) >= 0 else "\n"
+        assert _post_mortem_names_nan(f"steps: 1/6 [avr_loss=0.2]{sep}{line}{sep}steps: 6/6 [avr_loss=0.1]\n"), line
+
+
+def test_the_watcher_and_the_parser_share_the_vocabulary():
+    from lora_doctor.diagnose import notable
+    from lora_doctor.plugins import watch
+
+    assert watch.loss_is_nan is notable.loss_is_nan
+    assert watch.NAN_LOSS_RE is notable.LOSS_NAN_RE
+    assert notable.NOTABLE["loss_nan"] == notable.LOSS_NAN_RE.pattern
