@@ -13,9 +13,10 @@ from lora_doctor.hookspecs import hookimpl
 from lora_doctor.model import Check, Finding, Severity
 
 SDXL_SCRIPTS = {"sdxl_train_network", "sdxl_train", "sdxl_train_control_net", "sdxl_train_textual_inversion"}
-# Options only the SDXL scripts define (sd-scripts v0.10.1, FACTS §1.2).
+# Options only the SDXL scripts define (sd-scripts v0.10.1: library/sdxl_train_util.py, add_sdxl_training_arguments).
 SDXL_ONLY = {"cache_text_encoder_outputs", "cache_text_encoder_outputs_to_disk", "disable_mmap_load_safetensors"}
-# sd-scripts' optimizer names (case-insensitive, FACTS §1.11) and torch.optim's classes (exact case).
+# sd-scripts' optimizer names (case-insensitive: library/train_util.py, get_optimizer lower-cases them) and
+# torch.optim's classes (exact case).
 OPTIMIZERS = {o.lower() for o in (
     "AdamW", "AdamW8bit", "SGDNesterov", "SGDNesterov8bit", "Lion", "Lion8bit", "PagedAdamW8bit",
     "PagedLion8bit", "PagedAdamW", "PagedAdamW32bit", "DAdaptation", "DAdaptAdaGrad", "DAdaptAdam",
@@ -231,6 +232,70 @@ def check_values(ctx, cmd: _Command, known: dict):
                       cause="args.invalid_choice")
 
 
+# train_util.prepare_dataset_args: `tuple([int(r) for r in args.resolution.split(",")])`, one or two numbers
+_RESOLUTION = re.compile(r"\s*\d+\s*(?:,\s*\d+\s*)?")
+# what a quoted Windows path ending in a backslash leaves: `\"` is an escaped quote, so the value
+# runs on to the next quote and swallows the options between (CommandLineToArgvW)
+_SWALLOWED = re.compile(r'"\s+--[A-Za-z]')
+
+
+def check_formats(ctx, cmd: _Command):
+    """Values argparse accepts as strings but sd-scripts cannot read: a --resolution that is not
+    `W,H` or one number; an option that swallowed the ones after it (a quoted path ending in `\\`)."""
+    launch = ctx.launch
+    for name, value in launch.cli_options.items():
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, str) and '"' in v and (m := _SWALLOWED.search(v)):
+                path = v[:m.start()]
+                swallowed = v[m.start() + 1:].split()
+                i = cmd.option_index(name)
+                yield Finding(Severity.ERROR, f"--{name} swallowed the options after it: {', '.join(t.split('=', 1)[0] for t in swallowed if t.startswith('--'))}",
+                              detail=f'Its value ends with a backslash before the closing quote ("{path}\\"): '
+                                     "Windows reads \\\" as a literal quote, so the value runs on to the next quote "
+                                     "and those options never reach the script (it then fails as if they were missing).",
+                              fix=f'Drop the trailing backslash ("{path.rstrip(chr(92))}") or write the path with '
+                                  "forward slashes.",
+                              fix_command=cmd.corrected({i: [f"--{name}={path.rstrip(chr(92))}", *swallowed]})
+                              if i is not None else "",
+                              cause="args.trailing_backslash_escapes_quote")
+    resolution = ctx.options.get("resolution")
+    if isinstance(resolution, list) and len(resolution) == 1:
+        resolution = resolution[0]
+    if isinstance(resolution, str) and resolution.strip() and not _RESOLUTION.fullmatch(resolution):
+        numbers = re.findall(r"\d+", resolution)
+        fixed = ",".join(numbers[:2]) if 1 <= len(numbers) <= 2 else ""
+        i = cmd.option_index("resolution")
+        yield Finding(Severity.ERROR, f"--resolution={resolution} is not W,H or one number",
+                      detail="sd-scripts splits --resolution at commas and reads each part as an integer "
+                             "(train_util.prepare_dataset_args), so it stops with `invalid literal for int()`.",
+                      fix=f"Write --resolution={fixed}." if fixed else "Write the resolution as W,H (e.g. 1024,1024).",
+                      fix_command=cmd.corrected({i: [f"--resolution={fixed}"]}) if fixed and i is not None else "",
+                      cause="args.resolution_format_invalid")
+
+
+def static_findings(launch) -> list[Finding]:
+    """The option checks that need only the command itself (no file, no interpreter): names
+    against the options table, values, formats, combinations, network_args. `diagnose` runs them
+    on a command a pasted log carries (plugins/command_diagnose.py)."""
+    from types import SimpleNamespace
+
+    from lora_doctor.launch.script_options import accepted_options
+
+    if launch is None or not launch.script:
+        return []
+    known, source = accepted_options(launch.script, None, None)
+    if "every known option is accepted" in source:
+        return []
+    ctx = SimpleNamespace(launch=launch, options=dict(launch.options), cwd=Path("."), sd_scripts_dir=None)
+    cmd = _Command(launch)
+    out: list[Finding] = []
+    for part in (check_names(ctx, cmd, known, source), check_values(ctx, cmd, known), check_formats(ctx, cmd),
+                 check_combinations(ctx, cmd), check_network_args(ctx, cmd)):
+        out += list(part)
+    return out
+
+
 def _bad_number(value: str, kind: str) -> bool:
     try:
         int(value) if kind == "int" else float(value)
@@ -240,7 +305,8 @@ def _bad_number(value: str, kind: str) -> bool:
 
 
 def check_combinations(ctx, cmd: _Command):
-    """Options sd-scripts refuses together (FACTS §1.4, §1.7, §1.10, §1.11)."""
+    """Options sd-scripts refuses together (train_network.py, NetworkTrainer.train; library/train_util.py,
+    verify_training_args and get_optimizer)."""
     o = ctx.options
     script = ctx.launch.script_name
     mp = str(o.get("mixed_precision") or "no")
@@ -452,7 +518,8 @@ def _config_file_error(launch) -> Finding:
                    cause="config.dataset_toml_syntax")
 
 
-# the value types a config file must use, since sd-scripts takes its values as written (FACTS §1.1)
+# the value types a config file must use, since sd-scripts takes its values as written (library/train_util.py,
+# read_config_from_file)
 TOML_TYPES = {"int": (int,), "float": (int, float), "int_or_float": (int, float), "str": (str,), "Path": (str,)}
 
 
@@ -504,7 +571,7 @@ def check_options(ctx):
                       fix="Pass --sd-scripts DIR when the script lives in an sd-scripts checkout elsewhere.")
         return
     count = 0
-    for part in (check_names(ctx, cmd, known, source), check_values(ctx, cmd, known),
+    for part in (check_names(ctx, cmd, known, source), check_values(ctx, cmd, known), check_formats(ctx, cmd),
                  check_combinations(ctx, cmd), check_network_args(ctx, cmd),
                  check_network_module(ctx, cmd, script_ok), check_paths(ctx, cmd),
                  check_config_values(launch, known)):

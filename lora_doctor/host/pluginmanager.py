@@ -48,6 +48,7 @@ BUILTIN_PLUGINS = (
     "lora_doctor.plugins.known_errors",
     "lora_doctor.plugins.diagnose_code",
     "lora_doctor.plugins.no_data_diagnose",
+    "lora_doctor.plugins.command_diagnose",
     "lora_doctor.plugins.watch",
 )
 
