@@ -9,7 +9,8 @@ none, so `{option:…}` fixes, the corrected command and the static option check
   '['…python.exe', '…/train_network.py', '--config_file', …]' returned non-zero exit status 1`
   (accelerate/commands/launch.py, simple_launcher), which is all some users paste.
 
-Only a command that parses into a known sd-scripts trainer with its options is taken.
+Only a command that parses into a known sd-scripts trainer with its options is taken. The line a
+GUI echoes is found by the scanner (diagnose/notable.py, LAUNCH_COMMAND).
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ _CALLED = re.compile(r"Command '\[")
 _ITEM = re.compile(r"""\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\s*(,|\])?""")
 TRAINERS = re.compile(r"^(?:sdxl_|sd3_|flux_)?train(?:_network|_db|_textual_inversion|_control_net|_controlnet)?$|"
                       r"^fine_tune$|^sdxl_train$|^(?:flux|sd3|lumina|hunyuan_image)_train(?:_network)?$")
-# the line a GUI echoes, for callers that look for it (diagnose/notable.py has the scanner's form)
-LINE = re.compile(r"""(?P<cmd>(?:"[^"\n]*[/\\])?(?:[^\s"'>$]*[/\\])?accelerate(?:\.exe)?"?[ \t]+launch\b.*\.py"?(?:[ \t].*)?)$""",
-                  re.IGNORECASE | re.MULTILINE)
 
 
 def split(line: str) -> list[str]:

@@ -67,3 +67,16 @@ def test_the_builtin_database_uses_forms_and_errors_test_stays_clean():
     db, _ = load_signatures(strict=True)
     assert any(s.also for s in db.signatures)
     assert not [e for e in db.errors if e.fatal]
+
+
+def test_a_form_with_a_frame_never_stands_alone_one_without_does(tmp_path):
+    """The exception line pasted alone (no traceback): the read_caption form needs its frame, so the
+    bare decode error names nothing; a form that is only a message would be named."""
+    (tmp_path / "mine.toml").write_text(SIG, encoding="utf-8")
+    alone = OLD_FORM.splitlines()[-1] + "\n"
+    assert "mine.caption_bytes" not in ids(alone, tmp_path)
+    assert "mine.caption_bytes" not in ids(alone.split(": ", 1)[1], tmp_path)
+    (tmp_path / "mine.toml").write_text(SIG.replace("frame = 'read_caption'\n", ""), encoding="utf-8")
+    assert "mine.caption_bytes" in ids(alone, tmp_path)
+    assert "mine.caption_bytes" in ids(alone.split(": ", 1)[1], tmp_path)  # the message without its type
+    assert "mine.caption_bytes" in ids(alone.split(": ", 1)[1].upper(), tmp_path)  # in another letter case
