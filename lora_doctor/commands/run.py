@@ -208,7 +208,7 @@ def launch_and_explain(args, launch, pre: _Preflight, cwd: Path) -> int:
     try:
         postmortem(args, launch, pre, result, log_path)
     except Exception as exc:  # the explanation must never change the exit code
-        _stderr(f"lora-doctor: could not explain the run ({type(exc).__name__}: {exc}); log: {log_path}")
+        _stderr(f"lora-doctor: could not explain the run ({_why(exc)}); log: {log_path}")
     return result.exit_code
 
 
@@ -247,7 +247,7 @@ def postmortem(args, launch, pre: _Preflight, result, log_path: Path | None) -> 
             try:
                 report = _diagnose(args, launch, facts, result, log_path)
             except Exception as exc:  # noqa: BLE001 - the report and the history still get written
-                _stderr(f"lora-doctor: the diagnosis failed ({type(exc).__name__}: {exc}); read the log: {log_path}")
+                _stderr(f"lora-doctor: the diagnosis failed ({_why(exc)}); read the log: {log_path}")
     report_path = None
     if readable:
         report_path = log_path.parent / "report.json" if not args.log else log_path.with_suffix(".report.json")
@@ -255,11 +255,19 @@ def postmortem(args, launch, pre: _Preflight, result, log_path: Path | None) -> 
             _write_report(report_path, launch, pre, facts, result, report, log_path)
         except Exception as exc:  # noqa: BLE001 - disk full: say so, record the run anyway
             _stderr(f"lora-doctor: warning: could not write {report_path} "
-                    f"({getattr(exc, 'strerror', None) or exc}); the run is still recorded in the history")
+                    f"({getattr(exc, 'strerror', None) or _why(exc)}); the run is still recorded in the history")
             report_path = None
     _record_history(launch, pre, facts, result, report, log_path, report_path)
     if failed:
         _stderr(f"lora-doctor: exit code {result.exit_code}; log: {log_path or 'none'}; report: {report_path or 'none'}")
+
+
+def _why(exc: BaseException) -> str:
+    """'Type: message' for a warning line, even when the exception's own str() raises."""
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:  # noqa: BLE001 - a plugin's exception may not print; its type still says enough
+        return type(exc).__name__
 
 
 def _diagnose(args, launch, facts, result, log_path: Path):
@@ -342,4 +350,4 @@ def _record_history(launch, pre, facts, result, report, log_path, report_path) -
     except (ImportError, AttributeError):
         pass
     except Exception as exc:
-        _stderr(f"lora-doctor: could not record the run in the history ({type(exc).__name__}: {exc})")
+        _stderr(f"lora-doctor: could not record the run in the history ({_why(exc)})")

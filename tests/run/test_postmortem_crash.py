@@ -6,6 +6,7 @@ error handling (which prints the exception) fails too. Real subprocesses through
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -61,8 +62,10 @@ def test_a_crash_while_explaining_keeps_the_childs_exit_code(tmp_path, isolated_
     assert wrapped.stdout == direct.stdout == b"epoch 1/10\n"
     err = wrapped.stderr.decode("utf-8", "replace")
     assert "giving up\n" in err
-    assert (f"lora-doctor: could not explain the run (RuntimeError: this exception cannot be printed); "
-            f"log: {log}\n") in err
+    assert f"lora-doctor: the diagnosis failed (Unprintable); read the log: {log}\n" in err
+    report = log.with_suffix(".report.json")
+    assert f"lora-doctor: exit code 3; log: {log}; report: {report}\n" in err  # the other steps still ran
+    assert json.loads(report.read_text("utf-8"))["diagnosis"] is None
     assert "Traceback" not in err  # one warning line, not lora-doctor's own traceback
     assert sorted(log.read_bytes().splitlines()) == [b"epoch 1/10", b"giving up"]  # two pipes, one log
 
@@ -75,5 +78,5 @@ def test_a_child_killed_by_a_signal_keeps_128_plus_n_when_explaining_crashes(tmp
     assert wrapped.returncode == 128 + 11, wrapped.stderr.decode(errors="replace")
     assert wrapped.stdout == direct.stdout == b"about to die\n"
     err = wrapped.stderr.decode("utf-8", "replace")
-    assert "lora-doctor: could not explain the run (RuntimeError: this exception cannot be printed)" in err
+    assert "lora-doctor: the diagnosis failed (Unprintable); read the log:" in err
     assert "Traceback" not in err
