@@ -318,9 +318,10 @@ class LogParser:
         if self.st.tb is not None:
             self._in_traceback(line, no, rank, prefixed)
             return
-        self._idle(line, no, rank, prefixed)
+        self._idle(line, no, rank, prefixed, RANK_RE.sub("", scan, count=1) if rank is not None else scan)
 
-    def _idle(self, line: str, no: int, rank: int | None, prefixed: bool = False) -> None:
+    def _idle(self, line: str, no: int, rank: int | None, prefixed: bool = False, printed: str | None = None) -> None:
+        """`printed`: the line with its front-end prefix (a record's level says it is a warning)."""
         if "raceback" in line and (m := _TB_START.search(line)):
             kind = "rich" if "╭" in line else "plain"
             self.st.tb = _Open(kind, no, rank, nested_in=None)
@@ -333,13 +334,16 @@ class LogParser:
             self.st.tb = _Open("plain", no, rank)
             self._in_traceback(line, no, rank)
             return
-        if ("Warning" in line or "WARN" in line) and len(self.out.warnings) < self.WARN_KEEP \
-                and _WARNING_LINE.search(line):
-            self.out.warnings.append(line.strip()[:500])
+        printed = line if printed is None else printed
+        if ("Warning" in printed or "WARN" in printed) and len(self.out.warnings) < self.WARN_KEEP \
+                and _WARNING_LINE.search(printed):
+            self.out.warnings.append(printed.strip()[:500])
             return
         if ": error: " in line and (m := _ARGPARSE.match(line.strip())):
             self._add_failure("argparse.ArgumentError", m.group("msg"), [], rank, no, no)
             return
+        if prefixed and (rec := _RECORD.match(printed)) and rec.group("level") not in ("ERROR", "CRITICAL"):
+            return  # a log record below ERROR quoting an exception is not a failure
         if ("rror" in line or "xception" in line or "Exit" in line or "Interrupt" in line or "Invalid" in line
                 or "Failure" in line or "Timeout" in line or "StopIteration" in line):
             m = _LOOSE_EXC.match(line) or _ANYCASE_EXC.match(line)

@@ -51,7 +51,7 @@ _TB_WORDS = (r"Traceback|回溯|追溯|跟踪|追蹤|トレースバック|역�
              r"Rückverfolgung|Rückverfolgen|Трассировка|Отслеживание|Обратная трассировка")
 _LOC_TB = re.compile(rf"(?:{_TB_WORDS})\s*[(（][^)）\n]{{0,60}}[)）]\s*[:：]?\s*$", re.IGNORECASE)
 _LOC_FRAME = re.compile(
-    r"^(?P<indent>\s*)(?:File|Fichier|Datei|Archivo|Arquivo|Arquivo|文件|檔案|档案|ファイル|파일|Файл)\s*"
+    r"^(?P<indent>\s*)(?:File|Fichier|Datei|Archivo|Arquivo|文件|檔案|档案|ファイル|파일|Файл)\s*"
     r"[\"“”„«「『']\s*(?P<file>[^\"“”„«»「」『』'\n]+?)\s*[\"“”»」』']\s*[,，、]?\s*"
     r"(?:(?:line|ligne|Zeile|línea|linea|linha|riga|строка|行|第)\s*)?(?P<line>\d+)\s*(?:行目?|행|번째 줄|줄)?"
     r"\s*(?:[,，、]\s*(?:(?:in|dans|en|em|в|在|中)\s*)?(?P<func>.*?))?\s*(?:内|中|에서|で)?\s*$",
@@ -61,7 +61,7 @@ _CHAIN_DURING = re.compile(r"(?:处理|處理|処理|traitement|Behandlung|manej
                            re.IGNORECASE)
 _CHAIN_CAUSE = re.compile(r"(?:直接|directe|direkte|directa|direta|diretta|непосредственн|직접)", re.IGNORECASE)
 _EXC_WORD = re.compile(r"异常|異常|例外|exception|Ausnahme|excepción|exceção|eccezione|исключени|예외", re.IGNORECASE)
-_FULLWIDTH_EXC = re.compile(r"^(\s*(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)\s*：\s*")
+_FULLWIDTH_EXC = re.compile(r"^(\s*(?:[A-Za-z_][A-Za-z0-9_]*\.)*[A-Za-z_][A-Za-z0-9_]*)\s*：\s*")  # an ASCII type
 # what a web page or a word processor made of plain characters: typographic quotes, no-break and
 # zero-width spaces
 _CHARS = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u201c": '"', "\u201d": '"',
