@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from lora_doctor.diagnose.sdscripts_source import CJK_GAP, Ph, extract_messages, halves, parse_template
+from lora_doctor.diagnose.sdscripts_source import CJK_GAP, Ph, extract_messages, halves, parse_template, pattern_of
 
 CATALOGUE = "sdscripts_messages.json"
 MAX_EXPLANATIONS = 5
@@ -98,18 +98,7 @@ class _Variant:
     @property
     def rx(self) -> re.Pattern:
         if self._rx is None:
-            parts = list(self.parts)
-            while parts and isinstance(parts[0], Ph):
-                parts.pop(0)
-            while parts and isinstance(parts[-1], Ph):
-                parts.pop()
-            out = []
-            for p in parts:
-                if isinstance(p, Ph):
-                    out.append(".+?")
-                else:
-                    out.append(re.escape(_normalize_literal(p)))
-            self._rx = re.compile("".join(out))
+            self._rx = re.compile(pattern_of(self.parts, lambda text: re.escape(_normalize_literal(text))))
         return self._rx
 
 

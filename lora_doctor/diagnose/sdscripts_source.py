@@ -74,21 +74,16 @@ def _literal_letters(parts: list) -> int:
     return sum(sum(c.isalpha() for c in p) for p in parts if not isinstance(p, Ph))
 
 
-def pattern_of(parts: list) -> str:
-    """The message as a regex: literal parts escaped (whitespace runs as \\s+), values as .+? ;
-    values at either end dropped (the regex is searched, not matched whole)."""
+def pattern_of(parts: list, literal=None) -> str:
+    """The message as a regex: literal parts escaped (by `literal`; by default whitespace runs as
+    \\s+), values as .+? ; values at either end dropped (the regex is searched, not matched whole)."""
+    literal = literal or (lambda text: r"\s+".join(re.escape(w) for w in re.split(r"\s+", text)))
     parts = list(parts)
     while parts and isinstance(parts[0], Ph):
         parts.pop(0)
     while parts and isinstance(parts[-1], Ph):
         parts.pop()
-    out = []
-    for p in parts:
-        if isinstance(p, Ph):
-            out.append(".+?")
-        else:
-            out.append(r"\s+".join(re.escape(w) for w in re.split(r"\s+", p)))
-    return "".join(out)
+    return "".join(".+?" if isinstance(p, Ph) else literal(p) for p in parts)
 
 
 def message_id(pattern: str) -> str:
