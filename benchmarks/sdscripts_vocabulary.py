@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     ap.add_argument("--halves", action="store_true", help="also try each half of English / 日本語 messages alone")
     args = ap.parse_args(argv)
 
-    from lora_doctor.diagnose.explain import catalogue
+    from lora_doctor.diagnose.explain import catalogue, user_facing
     from lora_doctor.diagnose.sdscripts_source import halves, parse_template, template_text
     from lora_doctor.diagnose.match import diagnose_text, load_signatures
 
@@ -110,6 +110,10 @@ def main(argv=None) -> int:
     print(f"catalogue: {n} messages, sd-scripts {versions[0] if versions else '?'} … "
           f"{versions[-1] if versions else '?'} ({len(versions)} versions)")
     print(f"with a cause id (diagnosis): {pct(len(cause))}   goal ≥ 60 %")
+    facing = [e for e in entries if user_facing(e)]
+    facing_cause = sum(e["id"] in set(cause) for e in facing)
+    print(f"  of the {len(facing)} a user can cause: {facing_cause}/{len(facing)} "
+          f"({100.0 * facing_cause / max(len(facing), 1):.1f} %)")
     print(f"explained (that message):    {pct(len(explained))}   goal ≥ 95 %")
     print(f"neither:                     {pct(len(neither))}")
     if wrong:

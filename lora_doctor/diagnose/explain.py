@@ -25,6 +25,23 @@ MAX_EXPLANATIONS = 5
 MIN_ANCHOR = 8  # characters of literal text a message (or half) needs to be found in a log
 
 
+# Messages a user's command, data or environment cannot cause, left out of the share that must name a cause: model internals,
+# the inference pipeline, Intel's fp16 scaler, file-format parsers, and "this is a bug" asserts.
+INTERNAL_FILES = ("library/chroma_models.py", "library/custom_offloading_utils.py", "library/flux_models.py",
+                   "library/ipex/", "library/jpeg_xl_util.py", "library/lpw_stable_diffusion.py",
+                   "library/original_unet.py", "library/sdxl_original_control_net.py", "library/sai_model_spec.py",
+                   "library/utils.py:step", "library/strategy_base.py:set_strategy", "library/model_util.py",
+                   "library/deepspeed_utils.py:__", "library/safetensors_utils.py:validate_metadata")
+INTERNAL_TEXT = re.compile(r"internal error|should be a bug|seems to be a bug|must be same in a batch|duplicated \w+ "
+                            r"name|apply_unet must be True|mask is None|not implemented correctly|not supported yet|"
+                            r"not found in conversion map", re.IGNORECASE)
+
+def user_facing(entry: dict) -> bool:
+    """Whether a catalogued message is one a user can cause (not a model internal or a "this is a bug" assert)."""
+    return not (f"{entry['file']}:{entry['function']}".startswith(INTERNAL_FILES)
+                or INTERNAL_TEXT.search(entry.get("message") or ""))
+
+
 # -- the catalogue -----------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def catalogue() -> dict:

@@ -154,37 +154,18 @@ def test_line_regexes_stay_cheap_on_gigabyte_logs(db):
     assert slow == []
 
 
-# sd-scripts' own messages (lora_doctor/data/sdscripts_messages.json, generated from its sources):
-# the ones a user can cause must mostly name a cause. Internal ones are left out: model internals,
-# the inference pipeline, Intel's fp16 scaler, file-format parsers, and "this is a bug" asserts.
-_INTERNAL_FILES = ("library/chroma_models.py", "library/custom_offloading_utils.py", "library/flux_models.py",
-                   "library/ipex/", "library/jpeg_xl_util.py", "library/lpw_stable_diffusion.py",
-                   "library/original_unet.py", "library/sdxl_original_control_net.py", "library/sai_model_spec.py",
-                   "library/utils.py:step", "library/strategy_base.py:set_strategy", "library/model_util.py",
-                   "library/deepspeed_utils.py:__", "library/safetensors_utils.py:validate_metadata")
-_INTERNAL_TEXT = re.compile(r"internal error|should be a bug|seems to be a bug|must be same in a batch|duplicated \w+ "
-                            r"name|apply_unet must be True|mask is None|not implemented correctly|not supported yet|"
-                            r"not found in conversion map", re.IGNORECASE)
 _SAMPLE_VALUES = {"absolute_path": "/data/img/10_cat/a.png", "npz_path": "/data/img/10_cat/a.npz",
                   "file": "/data/dataset.toml", "config_path": "/data/config.toml", "name": "cosine",
                   "optimizer_type": "adamw9bit", "resolution": "(512, 512, 512)"}
 
 
 def _user_facing_messages() -> list[dict]:
-    from importlib import resources
+    from lora_doctor.diagnose.explain import catalogue, user_facing
 
-    path = resources.files("lora_doctor.data") / "sdscripts_messages.json"
-    if not path.is_file():
+    messages = catalogue()["messages"]
+    if not messages:
         pytest.skip("no sd-scripts message catalogue")
-    import json
-
-    out = []
-    for m in json.loads(path.read_text("utf-8"))["messages"]:
-        where = f"{m['file']}:{m['function']}"
-        if where.startswith(_INTERNAL_FILES) or _INTERNAL_TEXT.search(m["message"]):
-            continue
-        out.append(m)
-    return out
+    return [m for m in messages if user_facing(m)]
 
 
 def _as_printed(m: dict) -> str:
