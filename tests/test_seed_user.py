@@ -43,7 +43,7 @@ SECRETS = (GOOD, STALE, TRUNCATED, "hf_abc", GOOD[3:], STALE[3:])
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 MODEL = "v1-5-pruned-emaonly.safetensors"
 
-# sd-scripts v0.10.1's requirements.txt (FACTS §1.13), as the checkout ships it.
+# sd-scripts v0.10.1's requirements.txt, as the checkout ships it.
 REQUIREMENTS = """\
 accelerate==1.6.0
 transformers==4.54.1

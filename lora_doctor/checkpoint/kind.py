@@ -1,4 +1,4 @@
-"""Tell what a checkpoint is from its tensor names and shapes (FACTS §1.4), and what a script needs."""
+"""Tell what a checkpoint is from its tensor names and shapes (sd-scripts library/model_util.py and library/sdxl_model_util.py key names), and what a script needs."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from lora_doctor.commands.common import add_check_options, parse_launch
 
 EXIT_PREFLIGHT = 78  # sysexits EX_CONFIG: the checks found an error, the command was not launched
-SILENT_FAILURES = (b"No data found",)  # a failure in the log of a run that exits 0 (FACTS §1.6)
+SILENT_FAILURES = (b"No data found",)  # a failure in the log of a run that exits 0 (sd-scripts train_network.py, train: it returns when the dataset is empty)
 
 
 def add_parser(sub) -> None:

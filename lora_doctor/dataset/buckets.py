@@ -1,4 +1,4 @@
-"""sd-scripts' aspect-ratio bucketing, re-implemented exactly (FACTS §1.7).
+"""sd-scripts' aspect-ratio bucketing, re-implemented exactly (sd-scripts library/model_util.py make_bucket_resolutions, library/train_util.py BucketManager).
 
 `make_bucket_resolutions` is `library/model_util.py`'s; `BucketPlan` mirrors `BucketManager` plus
 `BaseDataset.make_buckets`: which bucket each image lands in, the table sd-scripts prints
@@ -122,7 +122,7 @@ class BucketTable:
         return [(i, reso, self.counts[reso]) for i, reso in enumerate(sorted(self.counts))]
 
     def batches(self, batch_size: int) -> int:
-        """Batches per epoch: each bucket rounds up separately (FACTS §1.9)."""
+        """Batches per epoch: each bucket rounds up separately (sd-scripts library/train_util.py, BaseDataset.make_buckets)."""
         return sum(math.ceil(n / batch_size) for n in self.counts.values())
 
     def lines(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Caption files as sd-scripts reads them (FACTS §1.6), plus a token estimate and a tag table.
+"""Caption files as sd-scripts reads them (sd-scripts library/train_util.py, read_caption and the subset constructors), plus a token estimate and a tag table.
 
 sd-scripts opens `<image stem><caption_extension>` with encoding="utf-8" (no BOM stripping),
 asserts the file has at least one line, and uses only the first line (stripped) unless

@@ -1,4 +1,4 @@
-"""`--dataset_config`: sd-scripts' voluptuous schema re-stated (FACTS §1.8), with its exact messages.
+"""`--dataset_config`: sd-scripts' voluptuous schema re-stated (sd-scripts library/config_util.py, ConfigSanitizer and load_user_config), with its exact messages.
 
 `validate` returns the errors sd-scripts would raise (`extra keys not allowed @ data[...]` …);
 `layout_from_config` turns a valid file into datasets/subsets with the lookup order

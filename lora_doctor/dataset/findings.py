@@ -11,7 +11,7 @@ from lora_doctor.dataset.layout import IMAGE_EXTENSIONS
 from lora_doctor.dataset.images import PIL_MAX_PIXELS
 from lora_doctor.model import Finding, Severity
 
-# bucket_reso_steps must be divisible by this, per training script (FACTS §1.7)
+# bucket_reso_steps must be divisible by this, per training script (sd-scripts train_network.py, train_db.py, sdxl_train_network.py: the bucket_reso_steps assert)
 STEPS_DIVISOR = {"train_network": 64, "train_db": 64, "fine_tune": 64, "train_textual_inversion": 64,
                  "sdxl_train_network": 32, "sdxl_train": 32, "sdxl_train_textual_inversion": 32,
                  "flux_train_network": 32, "flux_train": 32, "hunyuan_image_train_network": 32,

@@ -1,4 +1,4 @@
-"""Read a training dataset's layout the way sd-scripts does (FACTS §1.6, §1.8): folders or TOML.
+"""Read a training dataset's layout the way sd-scripts does (sd-scripts train_network.py, train, and library/config_util.py): folders or TOML.
 
 Produces the datasets and subsets sd-scripts would build, plus findings about the layout
 itself (missing folders, folders it would ignore, TOML errors). Reads only; never writes.
@@ -203,7 +203,7 @@ def _subset_defaults(options, is_reg: bool) -> dict:
 
 
 def scan_folder_mode(root: Path, options, is_reg: bool, layout: Layout, shown: str) -> list[Subset]:
-    """The subsets of a train/reg folder: immediate `<repeats>_<name>` subfolders (FACTS §1.6)."""
+    """The subsets of a train/reg folder: immediate `<repeats>_<name>` subfolders (sd-scripts library/config_util.py, generate_dreambooth_subsets_config_by_subdirs)."""
     option = "--reg_data_dir" if is_reg else "--train_data_dir"
     entries, why = list_dir(root)
     if why:

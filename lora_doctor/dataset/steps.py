@@ -1,4 +1,4 @@
-"""Step arithmetic (FACTS §1.9), what the run will save (FACTS §1.12), and where it writes."""
+"""Step arithmetic (sd-scripts train_network.py, train), what the run will save (library/train_util.py, save_and_remove_state_*), and where it writes."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def _saves(ctx, steps: Steps) -> tuple[int, int, int, int]:
     every_steps = opt_int(options, "save_every_n_steps", None)
     every_epochs = opt_int(options, "save_every_n_epochs", None)
     written = 0
-    if every_steps:  # a step save at the last step too, besides the final one (FACTS §1.12)
+    if every_steps:  # a step save at the last step too, besides the final one (sd-scripts train_network.py, train: the last step is saved by the final save)
         written += steps.max_train_steps // every_steps
     if every_epochs:
         written += max(0, (steps.epochs - 1) // every_epochs)

@@ -340,7 +340,7 @@ def test_repo_ids_against_the_hub(tmp_path):
         tok = findings(check_tokenizer, online_ctx(tmp_path, hub, "org/ok"))
     assert worst(ok).severity == Severity.INFO and "exists on the Hub" in ok[0].summary
     assert worst(gated).cause == "auth.gated_repo_no_access" and worst(gated).severity == Severity.ERROR
-    assert worst(gated).fix_command == "hf auth login"  # the target's huggingface_hub 0.34.3 (FACTS §3.3)
+    assert worst(gated).fix_command == "hf auth login"  # the target's huggingface_hub 0.34.3 has the `hf` command
     assert worst(gone).cause == "model.invalid_model_path_or_repo_id"
     assert worst(missing).severity == Severity.ERROR
     assert tok[0].severity == Severity.INFO and "downloads on the first run" in tok[0].summary

@@ -81,7 +81,7 @@ def test_save_every_n_steps_with_state_counts_files(tmp_path):
     findings = steps_of(tmp_path, "--resolution=64", "--max_train_steps=1000", "--save_every_n_steps=100",
                         "--save_state", "--output_dir=out")
     disk = [f for f in findings if "will save" in f.summary][0]
-    # FACTS §1.12: 1000 steps, every 100, --save_state -> 10 step saves (step 1000 too) + the final
+    # sd-scripts train_network.py, train: 1000 steps, every 100, --save_state -> 10 step saves (step 1000 too) + the final
     # LoRA, and 10 step states + last-state
     assert "will save 11 LoRA files" in disk.summary and "11 training states" in disk.summary
     # per epoch: the last epoch's save is the final one (epochs 2, 4, 6, 8 + final)

@@ -50,7 +50,7 @@ KNOWN_MISSES = {
     "dataset.caption_missing/01.log": "needs the dataset folder",
     # "no regularization images" without the command: also printed when no --reg_data_dir was given.
     "dataset.reg_data_dir_not_found/02.log": "needs the command",
-    # transformers' "Non-consecutive added token" on a cached tokenizer: FACTS §2 found cross-version
+    # transformers' "Non-consecutive added token" on a cached tokenizer: cross-version
     # CLIP tokenizer folders load fine, so this wording is not evidence of the cause.
     "versions.tokenizer_cache_from_other_transformers/01.log": "not this cause's message",
 }

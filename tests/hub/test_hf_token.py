@@ -326,7 +326,7 @@ def test_stored_tokens_are_read_and_a_broken_unused_one_is_mentioned(isolated_en
     found = findings(make_ctx(isolated_env, offline=True))
     old = next(f for f in found if "'old'" in f.summary)
     assert old.severity == Severity.INFO and old.fix_command == "hf auth logout --token-name old"
-    # huggingface_hub before 0.34 has no `hf` command (FACTS §3.3)
+    # huggingface_hub before 0.34 has no `hf` command (huggingface_hub 0.34 added `hf`)
     found = findings(make_ctx(isolated_env, offline=True, hub="0.30.2"))
     old = next(f for f in found if "'old'" in f.summary)
     assert old.fix_command == "huggingface-cli logout --token-name old"

@@ -13,7 +13,7 @@ hang=True: accept connections and never answer (timeout tests); handlers are rel
 gated_info_public=True: /api/models/{gated repo} answers 200 (as huggingface.co does today) and only
 the files are refused; by default model info of a gated repo without access is refused too.
 
-Answers follow FACTS.md §3.5/§3.6: a request carrying an unknown or expired token gets 401
+Answers follow huggingface_hub's whoami and hf_raise_for_status (utils/_http.py): a request carrying an unknown or expired token gets 401
 ``Invalid credentials in Authorization header`` everywhere (whoami says ``Invalid user token.``);
 gated without access -> 401 (anonymous) / 403 (authenticated) with ``X-Error-Code: GatedRepo``;
 missing / deleted / private -> 401 with ``X-Error-Code: RepoNotFound``.
