@@ -109,7 +109,8 @@ class _Preflight:
         if self.error:
             _stderr(f"lora-doctor: the checks could not run: {self.error}")
         elif self.results is not None:
-            render_results(self.results, self.summary, verbose=self.args.verbose, stream=sys.stderr, header=header)
+            render_results(self.results, self.summary, verbose=self.args.verbose, stream=sys.stderr, header=header,
+                           brief=True, wrap=True)
 
 
 class _Watch:
