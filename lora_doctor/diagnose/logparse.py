@@ -9,7 +9,7 @@ The stages, one module each:
 - this module: rich log records folded at the console width are unfolded into one line, then the
   traceback structure is read; every normalized line is offered to a `scanner` (the signatures'
   line regexes, one pass); only a bounded ring of recent lines and bounded failures are kept;
-- diagnose/exits.py: exit statuses, signals and Windows NTSTATUS codes;
+- diagnose/exit_marks.py: exit statuses, signals and Windows NTSTATUS codes;
 - diagnose/notable.py: the vocabulary of notable lines (NaN loss, OOM, killed, ...), shared with
   the live watcher.
 """
@@ -22,7 +22,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from lora_doctor.diagnose.exits import NTSTATUS, SIGNALS, ExitTracker, exit_cause, may_mark_exit  # noqa: F401
+from lora_doctor.diagnose.exit_marks import NTSTATUS, SIGNALS, ExitTracker, exit_cause, may_mark_exit  # noqa: F401
 from lora_doctor.diagnose.normalize import CHUNK, MAX_LINE, iter_chunks, normalize_bytes  # noqa: F401
 from lora_doctor.diagnose.notable import CJK_RE, NOTABLE, RANK_INDENTED_RE, RANK_RE  # noqa: F401
 from lora_doctor.diagnose.paste import PasteFixer

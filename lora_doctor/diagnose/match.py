@@ -10,7 +10,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from lora_doctor.diagnose.exits import exit_cause
+from lora_doctor.diagnose.exit_marks import exit_cause
 from lora_doctor.diagnose.logparse import ParsedLog, chain, parse_stream
 from lora_doctor.diagnose.notable import CJK_END_RE, CJK_START_RE, RANK_RE, compiled_notable
 from lora_doctor.diagnose.scanner import LineScanner, RegexGuard, locator

@@ -82,7 +82,7 @@ PAGING_FILE_PHRASES = (
 PAGING_FILE_RE = re.compile("|".join(re.escape(p) for p in PAGING_FILE_PHRASES) + r"|WinError 1455|os error 1455",
                             re.IGNORECASE)
 # the scanner's form: the phrases written in Latin script (each names an ASCII word, so a gigabyte
-# log is searched only where it holds one); the others are caught line by line (diagnose/exits.py)
+# log is searched only where it holds one); the others are caught line by line (diagnose/exit_marks.py)
 PAGING_FILE = "|".join(re.escape(p) for p in PAGING_FILE_PHRASES if re.search(r"[A-Za-z]{4}", p)) \
     + r"|WinError 1455|os error 1455"
 

@@ -43,7 +43,7 @@ def matching(db: Database, sigs: list[Signature], example: dict, guard: RegexGua
                           + list(locators.values()), guard)
     parsed = parse_text(example["log"], scanner)
     add_standalone_failures(parsed, scanner, locators, guard)
-    from lora_doctor.diagnose.exits import exit_cause
+    from lora_doctor.diagnose.exit_marks import exit_cause
 
     code = example.get("exit_code")
     exit_ = exit_cause(code) if isinstance(code, int) else parsed.exit

@@ -1,4 +1,4 @@
-"""How the training process ended, read from the log: exit statuses (accelerate's
+"""How the training process ended, as the log shows it: the marks (accelerate's
 `returned non-zero exit status N`, torch elastic's `exitcode`, a shell's `Killed`), signals, and
 Windows NTSTATUS codes, which name a class of crash (0xC0000005 = 3221225477 = -1073741819: an
 access violation).
